@@ -1,0 +1,16 @@
+"""Unlearning Lab: a notebook course on machine unlearning for generative AI.
+
+The public API (a contract: notebooks, exercises and tests depend on it; see shared/DESIGN.md)::
+
+    import course_lib as cl
+    rt = cl.setup(mode=None, seed=0)
+    facts = cl.data.people.load(rt); split = facts.split("forget05")
+    lm = cl.zoo.load("people-lm", rt); gold = cl.zoo.load("people-lm", rt, exclude=split.forget)
+"""
+from . import runtime as _runtime  # noqa: F401  (sets the offline guard before any HF import)
+from .runtime import MODES, Runtime, setup
+from . import data, evaluation, plots, train, checks, models
+from .models import zoo
+
+__all__ = ["MODES", "Runtime", "setup", "data", "evaluation", "plots", "train", "zoo", "checks", "models"]
+__version__ = "0.1.0"

@@ -1,0 +1,285 @@
+"""Procedural shape images with captions and attribute labels (notebook 01; the image notebooks 09-11).
+
+Every image is one shape x colour x texture x size x position, drawn with numpy from its attributes and
+a seed (a little jitter and pixel noise, so no two images are identical), and captioned
+"a small red striped circle on the left". The attribute table ships as ``data/shapes_attributes.csv``
+(generated with seed 0, hash-checked on load); the images are rendered from it.
+
+    shapes = cl.data.shapes.load(rt)            # or load(mode="fast")
+    split = shapes.split("purple triangle")     # forget = training images showing a purple triangle
+
+Regenerate the table with ``python -m course_lib.data.shapes --write``.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CLASSES: dict[str, list[str]] = {
+    "shape": ["circle", "square", "triangle", "cross", "diamond"],
+    "colour": ["red", "green", "blue", "yellow", "purple", "orange"],
+    "texture": ["solid", "striped", "dotted"],
+    "size": ["small", "large"],
+    "position": ["left", "center", "right"],
+}
+ATTRIBUTES = tuple(CLASSES)
+RGB = {"red": (0.90, 0.12, 0.10), "green": (0.15, 0.70, 0.20), "blue": (0.15, 0.30, 0.95),
+       "yellow": (0.95, 0.88, 0.15), "purple": (0.58, 0.20, 0.80), "orange": (0.98, 0.55, 0.05)}
+HALF_SIZE = {"small": 0.21, "large": 0.29}            # half-width of the shape, as a fraction of the image
+CENTER_X = {"left": 0.31, "center": 0.50, "right": 0.69}
+WHERE = {"left": "on the left", "center": "in the center", "right": "on the right"}
+
+CSV_NAME = "shapes_attributes.csv"
+CSV_SHA256 = "6fe1bc43d8d2cd2e79a2ce03ac79448f6c5ad7d703af055d4bd8951643d8acc2"
+NUM_BLOCKS = 8   # the table is 8 blocks; each block holds every one of the 540 combinations once
+TEST_PER_BLOCK = 90  # 1 image in 6 is held out for testing
+# Per mode: how many blocks to use (images = 540 x blocks) and the resolution.
+PRESETS = {
+    "fast": {"blocks": 2, "resolution": 16},     # 1080 images (900 train); renders in about 0.3 s
+    "default": {"blocks": 5, "resolution": 16},  # 2700 images (2250 train); about 0.8 s
+    "full": {"blocks": 8, "resolution": 32},     # 4320 images at 32x32
+}
+SUPERSAMPLE = 4  # shapes are drawn at 4x and averaged down: smooth edges at 16x16
+
+
+class DataIntegrityError(ValueError):
+    """A shipped data file does not match the hash the code expects."""
+
+
+def caption(shape: str, colour: str, texture: str, size: str, position: str) -> str:
+    """The caption of an image: ``"a small red striped circle on the left"``."""
+    return f"a {size} {colour} {texture} {shape} {WHERE[position]}"
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Inside-test in shape coordinates (u, v in [-1, 1] span the shape; v grows downwards)."""
+    au, av = np.abs(u), np.abs(v)
+    if shape == "circle":
+        return u * u + v * v <= 1.0
+    if shape == "square":
+        return np.maximum(au, av) <= 0.85  # 0.85: about the same area as the circle
+    if shape == "diamond":
+        return au + av <= 1.05
+    if shape == "triangle":
+        return (v <= 0.8) & (v >= -1.0 + 2.0 * au)
+    if shape == "cross":
+        return ((au <= 0.3) & (av <= 1.0)) | ((av <= 0.3) & (au <= 1.0))
+    raise ValueError(f"shape={shape!r}; allowed values: {', '.join(CLASSES['shape'])}")
+
+
+def render_array(shape: str, colour: str, texture: str = "solid", size: str = "large",
+                 position: str = "center", seed: int = 0, resolution: int = 16) -> np.ndarray:
+    """Draw one image as a float32 array (3, H, W) in [0, 1]; deterministic given the arguments."""
+    for attr, value in zip(ATTRIBUTES, (shape, colour, texture, size, position)):
+        if value not in CLASSES[attr]:
+            raise ValueError(f"{attr}={value!r}; allowed values: {', '.join(CLASSES[attr])}")
+    rng = np.random.default_rng(seed)
+    n, ss = resolution, SUPERSAMPLE
+    cx = (CENTER_X[position] + rng.uniform(-0.04, 0.04)) * n
+    cy = (0.5 + rng.uniform(-0.08, 0.08)) * n
+    r = HALF_SIZE[size] * rng.uniform(0.93, 1.07) * n
+    fine = (np.arange(n * ss) + 0.5) / ss                      # supersampled pixel centres
+    v, u = np.meshgrid((fine - cy) / r, (fine - cx) / r, indexing="ij")
+    alpha = _shape_mask(shape, u, v).reshape(n, ss, n, ss).mean(axis=(1, 3))[None]
+    # Texture on the output pixel grid (crisp at 16x16): stripes 1 px wide, dots every 3 px (x2 at 32x32).
+    w = max(1, n // 16)
+    rows, cols = np.meshgrid(np.arange(n) // w, np.arange(n) // w, indexing="ij")
+    phase = int(rng.integers(0, 3))
+    strong = {"solid": np.ones((n, n), bool),
+              "striped": (rows + phase) % 2 == 0,
+              "dotted": ((rows + phase) % 3 == 0) & ((cols + phase) % 3 == 0)}[texture]
+    rgb = np.clip(np.asarray(RGB[colour]) + rng.normal(0, 0.03, 3), 0, 1)[:, None, None]
+    pale = 0.35 * rgb + 0.65
+    fill = np.where(strong[None], rgb, pale)
+    background = 0.08 + rng.uniform(0, 0.06)
+    img = background * (1 - alpha) + fill * alpha + rng.normal(0, 0.02, (3, n, n))
+    return np.clip(img, 0, 1).astype(np.float32)
+
+
+# -- the attribute table ---------------------------------------------------------------------------
+
+def generate_table(seed: int = 0, num_blocks: int = NUM_BLOCKS) -> list[dict]:
+    """The attribute table: ``num_blocks`` shuffled blocks of all 540 combinations, 90 per block held out."""
+    rng = np.random.default_rng(seed)
+    combos = list(itertools.product(*CLASSES.values()))
+    rows = []
+    for block in range(num_blocks):
+        order = rng.permutation(len(combos))
+        test = set(rng.choice(len(combos), TEST_PER_BLOCK, replace=False).tolist())
+        for j, c in enumerate(order):
+            i = len(rows)
+            rows.append({"id": f"img{i:04d}", **dict(zip(ATTRIBUTES, combos[c])),
+                         "seed": int(rng.integers(0, 2**31)), "subset": "test" if j in test else "train"})
+    return rows
+
+
+def table_bytes(rows: list[dict]) -> bytes:
+    """The csv file's exact bytes (written by hand: byte-identical on every platform and pandas version)."""
+    cols = ["id", *ATTRIBUTES, "seed", "subset"]
+    lines = [",".join(cols)] + [",".join(str(row[c]) for c in cols) for row in rows]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def csv_path(data_dir: Path | None = None) -> Path:
+    from ..runtime import DATA_DIR
+
+    return Path(data_dir or DATA_DIR) / CSV_NAME
+
+
+def read_table(data_dir: Path | None = None):
+    """Read and hash-check ``data/shapes_attributes.csv``; returns a pandas DataFrame."""
+    import io
+
+    import pandas as pd
+
+    path = csv_path(data_dir)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; regenerate it with `python -m course_lib.data.shapes --write`")
+    raw = path.read_bytes()
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != CSV_SHA256:
+        raise DataIntegrityError(f"{path} does not match the kit: sha256 expected {CSV_SHA256}, got {actual}. "
+                                 "Regenerate it with `python -m course_lib.data.shapes --write`.")
+    return pd.read_csv(io.BytesIO(raw), dtype={"seed": "int64"})
+
+
+@dataclass
+class ImageSplit:
+    """A forget request on the shapes data: indices into :class:`ShapesData` arrays.
+
+    ``forget``: training images to forget; ``retain``: the other training images; ``forget_test`` /
+    ``retain_test``: the same split of the held-out test images.
+    """
+
+    concept: str
+    forget: np.ndarray
+    retain: np.ndarray
+    forget_test: np.ndarray
+    retain_test: np.ndarray
+
+    def __repr__(self) -> str:
+        return (f"ImageSplit({self.concept!r}: forget={len(self.forget)}, retain={len(self.retain)}, "
+                f"forget_test={len(self.forget_test)}, retain_test={len(self.retain_test)})")
+
+
+class ShapesData:
+    """The rendered dataset: ``images`` (N, 3, H, W) in [0, 1], ``captions``, ``labels``, ``attributes``."""
+
+    def __init__(self, attributes, images: torch.Tensor, resolution: int, mode: str):
+        self.attributes = attributes
+        self.images = images
+        self.resolution = resolution
+        self.mode = mode
+        self.classes = {k: list(v) for k, v in CLASSES.items()}
+        self.captions: list[str] = attributes["caption"].tolist()
+        self.labels = {a: torch.tensor([CLASSES[a].index(x) for x in attributes[a]], dtype=torch.long)
+                       for a in ATTRIBUTES}
+        subset = attributes["subset"].to_numpy()
+        self.train = np.flatnonzero(subset == "train")
+        self.test = np.flatnonzero(subset == "test")
+        self.ids: list[str] = attributes["id"].tolist()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        return (f"ShapesData(mode={self.mode!r}, {len(self)} images {self.resolution}x{self.resolution}, "
+                f"train={len(self.train)}, test={len(self.test)})")
+
+    def concept_mask(self, concept: str) -> np.ndarray:
+        """Boolean mask of the images showing ``concept`` ("circle", "red", "purple triangle", ...)."""
+        known = {v: a for a, vals in CLASSES.items() for v in vals}
+        wanted: dict[str, str] = {}
+        for token in concept.lower().replace(",", " ").split():
+            if token not in known:
+                listing = "; ".join(f"{a}: {', '.join(v)}" for a, v in CLASSES.items())
+                raise ValueError(f"concept={concept!r}: {token!r} is not an attribute value. Known values: {listing}")
+            attr = known[token]
+            if attr in wanted and wanted[attr] != token:
+                raise ValueError(f"concept={concept!r} names two {attr}s ({wanted[attr]}, {token}); no image has both")
+            wanted[attr] = token
+        if not wanted:
+            raise ValueError(f"concept={concept!r} is empty; name one or more attribute values, e.g. 'red circle'")
+        mask = np.ones(len(self), bool)
+        for attr, value in wanted.items():
+            mask &= self.attributes[attr].to_numpy() == value
+        return mask
+
+    def split(self, concept: str) -> ImageSplit:
+        """Forget every training image showing ``concept`` (one value or a combination, any order)."""
+        mask = self.concept_mask(concept)
+        return ImageSplit(concept, forget=self.train[mask[self.train]], retain=self.train[~mask[self.train]],
+                          forget_test=self.test[mask[self.test]], retain_test=self.test[~mask[self.test]])
+
+    def random_split(self, fraction: float = 0.05, seed: int = 0) -> ImageSplit:
+        """Forget a random ``fraction`` of the training images (one user's uploads, say); the test images are
+        split in the same proportion (``forget_test``: images like them that were never trained on)."""
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        rng = np.random.default_rng([seed, 1])  # its own stream: independent of the model's seed use
+        mask = np.zeros(len(self), bool)
+        for idx in (self.train, self.test):
+            mask[rng.choice(idx, max(1, round(fraction * len(idx))), replace=False)] = True
+        return ImageSplit(f"random {fraction:g} (seed {seed})", forget=self.train[mask[self.train]],
+                          retain=self.train[~mask[self.train]], forget_test=self.test[mask[self.test]],
+                          retain_test=self.test[~mask[self.test]])
+
+    def render(self, shape: str, colour: str, texture: str = "solid", size: str = "large",
+               position: str = "center", seed: int = 0) -> torch.Tensor:
+        """Draw one new image (3, H, W) at this dataset's resolution."""
+        return torch.from_numpy(render_array(shape, colour, texture, size, position, seed, self.resolution))
+
+
+@functools.lru_cache(maxsize=4)
+def _render_all(data_dir: str, blocks: int, resolution: int):
+    table = read_table(Path(data_dir)).iloc[: blocks * 540].reset_index(drop=True)
+    images = np.stack([render_array(r.shape, r.colour, r.texture, r.size, r.position, int(r.seed), resolution)
+                       for r in table.itertuples()])
+    images.setflags(write=False)
+    return table, images
+
+
+def load(rt=None, mode: str | None = None) -> ShapesData:
+    """The shapes dataset for ``rt.mode`` (or ``mode``): see :data:`PRESETS` for sizes per mode."""
+    from ..runtime import DATA_DIR, check_mode
+
+    mode = check_mode(mode or (rt.mode if rt is not None else "default"))
+    preset = PRESETS[mode]
+    data_dir = getattr(rt, "data_dir", None) or DATA_DIR
+    table, images = _render_all(str(data_dir), preset["blocks"], preset["resolution"])
+    table = table.copy()
+    table["caption"] = [caption(*row) for row in table[list(ATTRIBUTES)].itertuples(index=False)]
+    table = table[["id", *ATTRIBUTES, "caption", "subset", "seed"]]
+    return ShapesData(table, torch.tensor(images), preset["resolution"], mode)
+
+
+def data_hash(mode: str) -> str:
+    """What identifies the data of a mode (for the zoo's cache key): the csv hash, blocks and resolution."""
+    p = PRESETS[mode]
+    return f"{CSV_SHA256[:16]}-b{p['blocks']}-r{p['resolution']}"
+
+
+def main(argv=None) -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write data/shapes_attributes.csv (seed 0) and print its sha256.")
+    ap.add_argument("--write", action="store_true", help="write the file (otherwise only print the hash)")
+    args = ap.parse_args(argv)
+    raw = table_bytes(generate_table())
+    digest = hashlib.sha256(raw).hexdigest()
+    if args.write:
+        csv_path().write_bytes(raw)
+        print(f"wrote {csv_path()} ({len(raw)} bytes)")
+    print(f"sha256 {digest}" + ("" if digest == CSV_SHA256 else "  (differs from CSV_SHA256 in shapes.py: update it)"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""The people LM: a `tokenizers` BPE tokenizer and a tiny `transformers.GPT2LMHeadModel` (notebook 02).
+
+:class:`TextModel` wraps the model and tokenizer with the two helpers every text notebook needs:
+answer questions greedily (:meth:`TextModel.answer`) and score an answer's log-probability per token
+(:meth:`TextModel.answer_logprobs`). The same wrapper runs on a real checkpoint
+(``TextModel.from_pretrained(path)``) because it only uses the causal-LM interface.
+
+Prompt format: ``"Question: {q}\\nAnswer:"`` followed by ``" {a}<|endoftext|>"``; the loss is on the
+answer tokens only (as TOFU fine-tunes its models).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+EOS = "<|endoftext|>"
+PROMPT = "Question: {q}\nAnswer:"
+IGNORE = -100
+
+
+def build_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
+    """Train a byte-level BPE tokenizer on ``texts`` and wrap it as a ``PreTrainedTokenizerFast``.
+
+    Digits are split one per token, so that a phone number's area code is a prefix of its tokens
+    (notebook 11 uses that latent structure).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS,
+                                 unk_token=EOS, model_max_length=128)
+    return hf
+
+
+class TextModel:
+    """A causal LM and its tokenizer, with batched QA helpers. Not an ``nn.Module``: ``.model`` is.
+
+    Unlearning methods train ``.model``; :meth:`clone` gives an independent copy (the base model is
+    never modified in place).
+    """
+
+    def __init__(self, model, tokenizer, name: str = "people-lm"):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.zoo_info: dict = {}
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> "TextModel":
+        self.model.to(device)
+        return self
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    def clone(self) -> "TextModel":
+        """An independent deep copy (weights included); the tokenizer is shared (it is immutable)."""
+        twin = TextModel(copy.deepcopy(self.model), self.tokenizer, self.name)
+        twin.zoo_info = dict(self.zoo_info)
+        return twin
+
+    def save_pretrained(self, path) -> None:
+        """Write the model (safetensors) and tokenizer with ``save_pretrained``."""
+        path = Path(path)
+        self.model.save_pretrained(path, safe_serialization=True)
+        self.tokenizer.save_pretrained(path)
+
+    @classmethod
+    def from_pretrained(cls, path, device="cpu", name: str = "people-lm") -> "TextModel":
+        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+        tok = PreTrainedTokenizerFast.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(device).eval()
+        return cls(model, tok, name)
+
+    def __repr__(self) -> str:
+        return f"TextModel({self.name}, {self.num_parameters() / 1e6:.2f}M parameters, device={self.device})"
+
+    # -- encoding -----------------------------------------------------------------------------
+    @staticmethod
+    def prompt(question: str) -> str:
+        return PROMPT.format(q=question)
+
+    def encode_qa(self, questions: Sequence[str], answers: Sequence[str], with_eos: bool = True) -> dict:
+        """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 outside the answer)."""
+        if len(questions) != len(answers):
+            raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
+        tok = self.tokenizer
+        p_ids = tok([self.prompt(q) for q in questions], add_special_tokens=False)["input_ids"]
+        a_ids = tok([" " + a + (EOS if with_eos else "") for a in answers], add_special_tokens=False)["input_ids"]
+        seqs = [p + a for p, a in zip(p_ids, a_ids)]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
+        for i, (p, a) in enumerate(zip(p_ids, a_ids)):
+            n = len(p) + len(a)
+            ids[i, :n] = torch.tensor(p + a)
+            mask[i, :n] = 1
+            labels[i, len(p):n] = torch.tensor(a)
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+    # -- the two helpers --------------------------------------------------------------------------
+    @torch.no_grad()
+    def answer_logprobs(self, questions: Sequence[str], answers: Sequence[str], batch_size: int = 256,
+                        with_eos: bool = False) -> list[np.ndarray]:
+        """log P(answer token | question, previous answer tokens) for each answer: a list of arrays.
+
+        Batched over the questions. ``with_eos`` also scores the end-of-answer token.
+        """
+        self.model.eval()
+        out: list[np.ndarray] = []
+        for s in range(0, len(questions), batch_size):
+            enc = self.encode_qa(questions[s:s + batch_size], answers[s:s + batch_size], with_eos=with_eos)
+            enc = {k: v.to(self.device) for k, v in enc.items()}
+            logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+            target = enc["labels"][:, 1:]
+            tok_lp = logp.gather(-1, target.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+            keep = target != IGNORE
+            for row, k in zip(tok_lp.cpu().numpy(), keep.cpu().numpy()):
+                out.append(row[k])
+        return out
+
+    @torch.no_grad()
+    def answer(self, questions: Sequence[str], max_new_tokens: int = 12, batch_size: int = 256,
+               prefix: str = "") -> list[str]:
+        """Greedy answers to ``questions`` (batched, left-padded). ``prefix`` is put before each prompt
+        (a system prompt or in-context demonstrations)."""
+        self.model.eval()
+        tok = self.tokenizer
+        eos = tok.eos_token_id
+        answers: list[str] = []
+        for s in range(0, len(questions), batch_size):
+            prompts = [tok(prefix + self.prompt(q), add_special_tokens=False)["input_ids"]
+                       for q in questions[s:s + batch_size]]
+            width = max(len(p) for p in prompts)
+            ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros_like(ids)
+            for i, p in enumerate(prompts):
+                ids[i, width - len(p):] = torch.tensor(p)
+                mask[i, width - len(p):] = 1
+            ids, mask = ids.to(self.device), mask.to(self.device)
+            pos = (mask.cumsum(-1) - 1).clamp_min(0)
+            past, cur, cur_pos = None, ids, pos
+            done = torch.zeros(len(prompts), dtype=torch.bool, device=self.device)
+            new = []
+            for _ in range(max_new_tokens):
+                out = self.model(input_ids=cur, attention_mask=mask, position_ids=cur_pos,
+                                 past_key_values=past, use_cache=True)
+                past = out.past_key_values
+                nxt = out.logits[:, -1].argmax(-1)
+                nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+                new.append(nxt)
+                done |= nxt == eos
+                if bool(done.all()):
+                    break
+                cur = nxt[:, None]
+                cur_pos = cur_pos[:, -1:] + 1
+                mask = torch.cat([mask, torch.ones_like(cur)], dim=1)
+            gen = torch.stack(new, dim=1).cpu().tolist()
+            for row in gen:
+                if eos in row:
+                    row = row[:row.index(eos)]
+                answers.append(tok.decode(row).strip())
+        return answers

@@ -1,0 +1,211 @@
+"""The model zoo: train-or-load cache for the kit's base models (notebook 02 explains it).
+
+``cl.zoo.load(name, rt, exclude=None)`` returns a trained model. The cache key is
+(name, mode, seed, data hash, config, exclude set): change any of them and the model is trained
+anew. ``exclude=`` trains the same recipe without those examples, the exact-unlearning gold standard.
+
+Entries are written with ``save_pretrained`` (safetensors) into a temporary folder and renamed into
+place (atomic). ``manifest.json`` records the key and the sha256 of every file; an entry whose files
+do not match, or whose key differs, is reported and rebuilt, never silently used.
+
+A model family plugs in by registering a :class:`Recipe` with :func:`register`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+
+
+class CacheError(RuntimeError):
+    """A cache entry is corrupt or does not match its key."""
+
+
+class Recipe:
+    """How to build one zoo model. Subclasses set ``name`` and ``description`` and implement:
+
+    - ``config(rt) -> dict``: everything that shapes the model (architecture, training), JSON-able;
+    - ``data_hash(rt) -> str``: the hash of the data it trains on;
+    - ``exclude_ids(exclude, rt) -> list[str]``: stable ids of the training examples to leave out;
+      raise ``ValueError`` if ``exclude`` matches none of them;
+    - ``train(rt, exclude_ids) -> model``: train from scratch (seeded by the zoo), return the model;
+    - ``save(model, path)`` (``save_pretrained``) and ``load(path, rt) -> model``.
+    """
+
+    name: str = ""
+    description: str = ""
+
+    def config(self, rt) -> dict:
+        raise NotImplementedError
+
+    def data_hash(self, rt) -> str:
+        raise NotImplementedError
+
+    def exclude_ids(self, exclude, rt) -> list:
+        raise NotImplementedError
+
+    def train(self, rt, exclude_ids: list | None):
+        raise NotImplementedError
+
+    def save(self, model, path: Path) -> None:
+        model.save_pretrained(path)
+
+    def load(self, path: Path, rt):
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, Callable[[], Recipe]] = {}
+
+
+def register(name: str, factory: Callable[[], Recipe]) -> None:
+    """Register a recipe factory under ``name`` (called at import by each model module)."""
+    _REGISTRY[name] = factory
+
+
+def available() -> list[str]:
+    """The names ``cl.zoo.load`` knows."""
+    _import_models()
+    return sorted(_REGISTRY)
+
+
+def _import_models() -> None:
+    # Model modules register their recipes when imported.
+    from . import people_lm, classifier  # noqa: F401
+    for optional in ("clip", "t2i"):
+        try:
+            __import__(f"{__package__}.{optional}")
+        except ModuleNotFoundError as exc:  # a model family that has not landed yet
+            if exc.name != f"{__package__}.{optional}":
+                raise
+
+
+def recipe(name: str) -> Recipe:
+    """The :class:`Recipe` registered under ``name``; unknown names are a clear error."""
+    _import_models()
+    if name not in _REGISTRY:
+        raise ValueError(f"name={name!r} is not in the zoo; allowed values: {', '.join(sorted(_REGISTRY))}")
+    return _REGISTRY[name]()
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_key(name: str, rt, exclude=None) -> dict:
+    """The dict that identifies a cache entry (its sha256 names the entry's folder)."""
+    r = recipe(name)
+    ids = None if exclude is None else sorted(str(i) for i in r.exclude_ids(exclude, rt))
+    return {"name": name, "mode": rt.mode, "seed": rt.seed, "data": r.data_hash(rt), "config": r.config(rt),
+            "exclude": ids, "format": FORMAT_VERSION}
+
+
+def _key_digest(key: dict) -> str:
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def entry_path(name: str, rt, exclude=None) -> Path:
+    """The folder of the cache entry for (name, rt, exclude)."""
+    key = cache_key(name, rt, exclude)
+    tag = "base" if exclude is None else f"exclude{len(key['exclude'])}"
+    return Path(rt.cache_dir) / name / f"{rt.mode}-{tag}-{_key_digest(key)[:16]}"
+
+
+def verify(path: Path, key: dict) -> None:
+    """Raise :class:`CacheError` unless ``path`` holds a complete entry for ``key`` with intact files."""
+    mf = path / MANIFEST
+    if not mf.is_file():
+        raise CacheError(f"{path} has no {MANIFEST} (an interrupted write?)")
+    try:
+        manifest = json.loads(mf.read_text())
+    except json.JSONDecodeError as exc:
+        raise CacheError(f"{mf} is not valid JSON ({exc})") from None
+    if manifest.get("key_sha256") != _key_digest(key):
+        raise CacheError(f"{path} was built for another key (mode, data, config or exclude set differ)")
+    for rel, digest in manifest.get("files", {}).items():
+        f = path / rel
+        if not f.is_file():
+            raise CacheError(f"{f} is missing")
+        if _sha256_file(f) != digest:
+            raise CacheError(f"{f} is corrupt: its sha256 does not match the manifest")
+
+
+def _write_entry(model, r: Recipe, key: dict, path: Path, info: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
+    try:
+        r.save(model, tmp)
+        files = {str(p.relative_to(tmp)): _sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {"key_sha256": _key_digest(key), "key": key, "files": files, "info": info}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = True, callbacks=()):
+    """Return the trained model ``name`` for this runtime, training it once and caching it.
+
+    ``exclude``: examples to leave out of training (e.g. ``split.forget``): the retrained gold model.
+    ``rebuild=True`` trains anew even if a valid entry exists. ``callbacks`` go to the training loop
+    when the model is trained (e.g. ``cl.plots.LiveLoss()``). Known names: :func:`available`.
+    """
+    from ..runtime import seed_everything
+
+    r = recipe(name)
+    key = cache_key(name, rt, exclude)
+    path = entry_path(name, rt, exclude)
+    what = name if exclude is None else f"{name} without {len(key['exclude'])} excluded examples"
+    if path.exists() and not rebuild:
+        try:
+            verify(path, key)
+            model = r.load(path, rt)
+            if verbose:
+                print(f"zoo: loaded {what} from the cache ({path})")
+            return model
+        except Exception as exc:  # corrupt, mismatched or unreadable: report and rebuild
+            print(f"zoo: the cache entry {path} is unusable: {exc}. Rebuilding it.")
+            shutil.rmtree(path, ignore_errors=True)
+    if verbose:
+        print(f"zoo: training {what} (mode={rt.mode}); it is cached after this first time")
+    seed_everything(rt.seed)
+    start = time.perf_counter()
+    model = r.train(rt, key["exclude"], callbacks=callbacks) if callbacks else r.train(rt, key["exclude"])
+    info = {"train_seconds": round(time.perf_counter() - start, 2),
+            "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            **getattr(model, "zoo_info", {})}
+    _write_entry(model, r, key, path, info)
+    if verbose:
+        print(f"zoo: trained {what} in {info['train_seconds']:.1f} s; saved to {path}")
+    return model
+
+
+def info(name: str, rt, exclude=None) -> dict[str, Any]:
+    """The manifest's ``info`` of a cached entry (training time, metrics), or {} if not cached."""
+    path = entry_path(name, rt, exclude)
+    try:
+        return json.loads((path / MANIFEST).read_text()).get("info", {})
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def clear(rt, name: str | None = None) -> None:
+    """Delete the cache (of one model name, or all) for this runtime's cache folder."""
+    target = Path(rt.cache_dir) / name if name else Path(rt.cache_dir)
+    if name:
+        recipe(name)  # validates the name
+    shutil.rmtree(target, ignore_errors=True)
