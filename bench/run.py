@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("KIT_PROGRESS", "0")
 
 
 def machine() -> str:

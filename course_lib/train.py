@@ -8,6 +8,7 @@ through ``accelerate launch`` with no code change.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -37,7 +38,7 @@ class TrainConfig:
     mixed_precision: str = "auto"  # "auto": bf16 on a GPU that has it, else full precision
     seed: int = 0
     desc: str = "train"
-    progress: bool = True
+    progress: bool = True  # a tqdm bar; KIT_PROGRESS=0 turns every bar off (benchmarks, logs)
     log_every: int = 10
 
     def __post_init__(self):
@@ -130,7 +131,8 @@ def fit(model: torch.nn.Module, dataset, loss_fn: Callable[[torch.nn.Module, Any
     # The scheduler is stepped by hand once per optimizer step: no accelerate wrapping needed.
     model.train()
     result = TrainResult()
-    bar = tqdm(total=cfg.num_steps, desc=cfg.desc, disable=not cfg.progress or not acc.is_local_main_process,
+    bar = tqdm(total=cfg.num_steps, desc=cfg.desc, disable=not cfg.progress or os.environ.get("KIT_PROGRESS") == "0"
+               or not acc.is_local_main_process,
                leave=False)
     start = time.perf_counter()
     step = 0

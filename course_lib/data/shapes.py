@@ -239,7 +239,8 @@ class ShapesData:
 
 
 @functools.lru_cache(maxsize=4)
-def _render_all(data_dir: str, blocks: int, resolution: int):
+def _render_all(data_dir: str, blocks: int, resolution: int, stamp: tuple):
+    # ``stamp`` (the csv's size and mtime) is part of the cache key: an edited file is read and checked again.
     table = read_table(Path(data_dir)).iloc[: blocks * 540].reset_index(drop=True)
     images = np.stack([render_array(r.shape, r.colour, r.texture, r.size, r.position, int(r.seed), resolution)
                        for r in table.itertuples()])
@@ -254,7 +255,10 @@ def load(rt=None, mode: str | None = None) -> ShapesData:
     mode = check_mode(mode or (rt.mode if rt is not None else "default"))
     preset = PRESETS[mode]
     data_dir = getattr(rt, "data_dir", None) or DATA_DIR
-    table, images = _render_all(str(data_dir), preset["blocks"], preset["resolution"])
+    path = csv_path(data_dir)
+    stat = path.stat() if path.is_file() else None
+    stamp = (stat.st_size, stat.st_mtime_ns) if stat else None
+    table, images = _render_all(str(data_dir), preset["blocks"], preset["resolution"], stamp)
     table = table.copy()
     table["caption"] = [caption(*row) for row in table[list(ATTRIBUTES)].itertuples(index=False)]
     table = table[["id", *ATTRIBUTES, "caption", "subset", "seed"]]
