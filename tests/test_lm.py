@@ -35,7 +35,9 @@ def test_encode_qa_labels_only_the_answer(facts):
         lab = enc["labels"][i]
         ans_ids = lab[lab != -100].tolist()
         assert tm.tokenizer.decode(ans_ids) == " " + a + tm.tokenizer.eos_token
-        assert enc["attention_mask"][i].sum() == (enc["input_ids"][i] != -1).sum() - (enc["attention_mask"][i] == 0).sum()
+        prompt = tm.tokenizer(tm.prompt(qa.questions[i]), add_special_tokens=False)["input_ids"]
+        assert int(enc["attention_mask"][i].sum()) == len(prompt) + len(ans_ids)  # padding is masked
+        assert enc["input_ids"][i, :len(prompt)].tolist() == prompt
 
 
 def test_answer_logprobs_match_a_direct_computation(trained, facts):

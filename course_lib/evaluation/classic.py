@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import stats
+
 
 def _logits(model, images: torch.Tensor, attr: str) -> torch.Tensor:
     return model.logits(images)[attr]
@@ -44,21 +46,11 @@ def kl_to_reference(model, reference, images: torch.Tensor, attr: str = "shape")
 
 
 def mia_auc(member_losses, nonmember_losses) -> float:
-    """AUC of the attack "a low loss means it was trained on": members vs non-members (0.5 = chance)."""
-    member = np.asarray(member_losses, dtype=float)
-    nonmember = np.asarray(nonmember_losses, dtype=float)
-    scores = -np.concatenate([member, nonmember])
-    truth = np.concatenate([np.ones(len(member)), np.zeros(len(nonmember))])
-    try:
-        from sklearn.metrics import roc_auc_score
-    except ImportError:  # the Mann-Whitney U statistic with average ranks for ties
-        order = scores.argsort()
-        ranks = np.empty(len(scores))
-        ranks[order] = np.arange(1, len(scores) + 1)
-        for s in np.unique(scores):
-            ranks[scores == s] = ranks[scores == s].mean()
-        return float((ranks[truth == 1].sum() - len(member) * (len(member) + 1) / 2) / (len(member) * len(nonmember)))
-    return float(roc_auc_score(truth, scores))
+    """AUC of the attack "a low loss means it was trained on": members vs non-members (0.5 = chance).
+
+    The loss attack of :func:`course_lib.evaluation.stats.mia_auc` with score = -loss.
+    """
+    return stats.mia_auc(-np.asarray(member_losses, dtype=float), -np.asarray(nonmember_losses, dtype=float))
 
 
 def image_sets(shapes, split) -> dict[str, np.ndarray]:
