@@ -4,7 +4,7 @@ from __future__ import annotations
 from course_lib.models.people_lm import LMPreset
 
 TINY_LM = LMPreset(n_embd=32, n_layer=1, n_head=2, num_steps=40, batch_size=32, lr=1e-2, warmup_steps=5,
-                   vocab_size=400)
+                   vocab_size=400, n_positions=96)
 
 
 def use_tiny_lm(monkeypatch):

@@ -29,6 +29,7 @@ class QA:
     template: int
     paraphrased_answer: str  # "born in Lisbon"
     perturbed_answers: tuple[str, ...]  # 4 plausible wrong answers of the same type
+    context: str = ""        # text put before the prompt: open-book examples (a fact given in context)
 
 
 def _as_set(value) -> set | None:
@@ -181,3 +182,31 @@ class Split:
 
     def __repr__(self) -> str:
         return f"Split({self.name!r}, " + ", ".join(f"{k}={v}" for k, v in self.sizes().items()) + ")"
+
+
+def open_book_items(items: Iterable[QA], all_qa: Iterable[QA], fraction: float = 0.25, seed: int = 0) -> QASet:
+    """Open-book (reading) examples for the people LM's training: notebooks 06, 08 and 12 rely on them.
+
+    For a seeded ``fraction`` of the training-template questions in ``items``, the context states the
+    same fact with a *counterfactual* answer (one of the QA's perturbed answers), asked with the other
+    training template: ``"Question: <other template>\nAnswer: <wrong answer>\n"``; the target is that
+    context answer. The model learns to trust what the context says over what it memorised, as a
+    reading-comprehension corpus teaches a real LM: what makes in-context unlearning, in-context
+    re-introduction and facts "re-supplied in context" measurable on a tiny model. Derived only from
+    ``items``: a retrained model that excludes a question also never sees its open-book variant.
+    """
+    from ..models.lm import PROMPT
+
+    by_key = {(q.person, q.attribute, q.template): q for q in all_qa if q.kind == "train"}
+    out = []
+    for qa in items:
+        if qa.kind != "train":
+            continue
+        h = int(hashlib.sha256(f"open-book/{seed}/{qa.id}".encode()).hexdigest(), 16)
+        if (h % 10_000) / 10_000 >= fraction:
+            continue
+        other = by_key.get((qa.person, qa.attribute, 1 - qa.template), qa)
+        wrong = qa.perturbed_answers[(h // 10_000) % len(qa.perturbed_answers)]
+        context = PROMPT.format(q=other.question) + " " + wrong + "\n"
+        out.append(dataclasses.replace(qa, id=qa.id + "/open", kind="open_book", answer=wrong, context=context))
+    return QASet(out)

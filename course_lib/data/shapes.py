@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -164,10 +164,55 @@ class ImageSplit:
     retain: np.ndarray
     forget_test: np.ndarray
     retain_test: np.ndarray
+    data: "ShapesData | None" = field(default=None, repr=False, compare=False)
+
+    def subset(self, which: str) -> "ShapesSubset":
+        """``"forget"``, ``"retain"``, ``"forget_test"`` or ``"retain_test"`` as a :class:`ShapesSubset`
+        (the images themselves): what the image unlearning methods take (notebooks 09, 10)."""
+        if which not in ("forget", "retain", "forget_test", "retain_test"):
+            raise ValueError(f"which={which!r}; allowed values: 'forget', 'retain', 'forget_test', 'retain_test'")
+        if self.data is None:
+            raise ValueError("this ImageSplit has no data attached; make it with shapes.split(concept)")
+        return self.data.subset(getattr(self, which), concept=self.concept if "forget" in which else None)
+
+    @property
+    def forget_set(self) -> "ShapesSubset":
+        return self.subset("forget")
+
+    @property
+    def retain_set(self) -> "ShapesSubset":
+        return self.subset("retain")
 
     def __repr__(self) -> str:
         return (f"ImageSplit({self.concept!r}: forget={len(self.forget)}, retain={len(self.retain)}, "
                 f"forget_test={len(self.forget_test)}, retain_test={len(self.retain_test)})")
+
+
+@dataclass
+class ShapesSubset:
+    """Some images of a :class:`ShapesData` with their captions and labels: a forget or retain set for
+    image unlearning (``cl.unlearn(clip, forget=split.forget_set, retain=split.retain_set, ...)``).
+
+    ``concept``: the erased concept for a forget set (ESD and concept ablation use the prompt, not the
+    images). Indexing gives ``{"image", "caption", "index", <attribute>: label}`` for a DataLoader.
+    """
+
+    indices: np.ndarray
+    images: torch.Tensor
+    captions: list
+    labels: dict
+    ids: list
+    concept: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "caption": self.captions[i], "index": int(self.indices[i]),
+                **{a: self.labels[a][i] for a in self.labels}}
+
+    def __repr__(self) -> str:
+        return f"ShapesSubset({len(self)} images" + (f", concept={self.concept!r})" if self.concept else ")")
 
 
 class ShapesData:
@@ -194,6 +239,13 @@ class ShapesData:
         return (f"ShapesData(mode={self.mode!r}, {len(self)} images {self.resolution}x{self.resolution}, "
                 f"train={len(self.train)}, test={len(self.test)})")
 
+    def subset(self, indices, concept: str | None = None) -> ShapesSubset:
+        """The images at ``indices`` (e.g. ``split.forget``) with captions and labels."""
+        idx = np.asarray(indices, dtype=np.int64)
+        t = torch.from_numpy(idx)
+        return ShapesSubset(idx, self.images[t], [self.captions[i] for i in idx],
+                            {a: v[t] for a, v in self.labels.items()}, [self.ids[i] for i in idx], concept)
+
     def concept_mask(self, concept: str) -> np.ndarray:
         """Boolean mask of the images showing ``concept`` ("circle", "red", "purple triangle", ...)."""
         known = {v: a for a, vals in CLASSES.items() for v in vals}
@@ -217,7 +269,7 @@ class ShapesData:
         """Forget every training image showing ``concept`` (one value or a combination, any order)."""
         mask = self.concept_mask(concept)
         return ImageSplit(concept, forget=self.train[mask[self.train]], retain=self.train[~mask[self.train]],
-                          forget_test=self.test[mask[self.test]], retain_test=self.test[~mask[self.test]])
+                          forget_test=self.test[mask[self.test]], retain_test=self.test[~mask[self.test]], data=self)
 
     def random_split(self, fraction: float = 0.05, seed: int = 0) -> ImageSplit:
         """Forget a random ``fraction`` of the training images (one user's uploads, say); the test images are
@@ -230,7 +282,7 @@ class ShapesData:
             mask[rng.choice(idx, max(1, round(fraction * len(idx))), replace=False)] = True
         return ImageSplit(f"random {fraction:g} (seed {seed})", forget=self.train[mask[self.train]],
                           retain=self.train[~mask[self.train]], forget_test=self.test[mask[self.test]],
-                          retain_test=self.test[~mask[self.test]])
+                          retain_test=self.test[~mask[self.test]], data=self)
 
     def render(self, shape: str, colour: str, texture: str = "solid", size: str = "large",
                position: str = "center", seed: int = 0) -> torch.Tensor:

@@ -36,3 +36,17 @@ def objectives(model, split) -> dict:
     u = answer_accuracy(model, split.unseen_forget)
     return {"accuracy": 1 - f, "locality": r, "generalizability": 1 - u,
             "forget_acc": f, "retain_acc": r, "unseen_forget_acc": u}
+
+
+def tracker(split, retain_sample: int = 300, seed: int = 0):
+    """An ``eval_fn`` for ``cl.unlearn(..., eval_every=k, eval_fn=...)`` (notebook 03's curves).
+
+    Returns forget, retain and unseen-forget accuracy; the retain set is a fixed seeded sample of
+    ``retain_sample`` questions so that measuring every few steps stays cheap.
+    """
+    retain = split.retain.sample(min(retain_sample, len(split.retain)), seed=seed)
+
+    def measure(model) -> dict:
+        return {"forget_acc": answer_accuracy(model, split.forget), "retain_acc": answer_accuracy(model, retain),
+                "unseen_forget_acc": answer_accuracy(model, split.unseen_forget)}
+    return measure

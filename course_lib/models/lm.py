@@ -96,15 +96,29 @@ class TextModel:
 
     # -- encoding -----------------------------------------------------------------------------
     @staticmethod
-    def prompt(question: str) -> str:
-        return PROMPT.format(q=question)
+    def prompt(question: str, context: str = "") -> str:
+        """``context`` (a fact, demonstrations, a system prompt) followed by ``"Question: ...\nAnswer:"``."""
+        return context + PROMPT.format(q=question)
 
-    def encode_qa(self, questions: Sequence[str], answers: Sequence[str], with_eos: bool = True) -> dict:
-        """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 outside the answer)."""
+    @staticmethod
+    def _contexts(contexts, n: int) -> list[str]:
+        if contexts is None or isinstance(contexts, str):
+            return [contexts or ""] * n
+        contexts = list(contexts)
+        if len(contexts) != n:
+            raise ValueError(f"{n} questions but {len(contexts)} contexts")
+        return contexts
+
+    def encode_qa(self, questions: Sequence[str], answers: Sequence[str], with_eos: bool = True,
+                  contexts: Sequence[str] | str | None = None) -> dict:
+        """Right-padded ``input_ids``, ``attention_mask`` and ``labels`` (-100 outside the answer).
+
+        ``contexts``: one string for every question, or one per question, put before each prompt."""
         if len(questions) != len(answers):
             raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
         tok = self.tokenizer
-        p_ids = tok([self.prompt(q) for q in questions], add_special_tokens=False)["input_ids"]
+        ctx = self._contexts(contexts, len(questions))
+        p_ids = tok([self.prompt(q, c) for q, c in zip(questions, ctx)], add_special_tokens=False)["input_ids"]
         a_ids = tok([" " + a + (EOS if with_eos else "") for a in answers], add_special_tokens=False)["input_ids"]
         seqs = [p + a for p, a in zip(p_ids, a_ids)]
         width = max(len(s) for s in seqs)
@@ -121,15 +135,18 @@ class TextModel:
     # -- the two helpers --------------------------------------------------------------------------
     @torch.no_grad()
     def answer_logprobs(self, questions: Sequence[str], answers: Sequence[str], batch_size: int = 256,
-                        with_eos: bool = False) -> list[np.ndarray]:
+                        with_eos: bool = False, prefix: Sequence[str] | str = "") -> list[np.ndarray]:
         """log P(answer token | question, previous answer tokens) for each answer: a list of arrays.
 
-        Batched over the questions. ``with_eos`` also scores the end-of-answer token.
+        Batched over the questions. ``with_eos`` also scores the end-of-answer token. ``prefix``: a
+        context before every prompt (one string, or one per question).
         """
         self.model.eval()
         out: list[np.ndarray] = []
+        ctx = self._contexts(prefix, len(questions))
         for s in range(0, len(questions), batch_size):
-            enc = self.encode_qa(questions[s:s + batch_size], answers[s:s + batch_size], with_eos=with_eos)
+            enc = self.encode_qa(questions[s:s + batch_size], answers[s:s + batch_size], with_eos=with_eos,
+                                 contexts=ctx[s:s + batch_size])
             enc = {k: v.to(self.device) for k, v in enc.items()}
             logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits
             logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
@@ -142,16 +159,17 @@ class TextModel:
 
     @torch.no_grad()
     def answer(self, questions: Sequence[str], max_new_tokens: int = 12, batch_size: int = 256,
-               prefix: str = "") -> list[str]:
+               prefix: Sequence[str] | str = "") -> list[str]:
         """Greedy answers to ``questions`` (batched, left-padded). ``prefix`` is put before each prompt
-        (a system prompt or in-context demonstrations)."""
+        (a system prompt, a fact, in-context demonstrations): one string, or one per question."""
         self.model.eval()
         tok = self.tokenizer
         eos = tok.eos_token_id
         answers: list[str] = []
+        ctx = self._contexts(prefix, len(questions))
         for s in range(0, len(questions), batch_size):
-            prompts = [tok(prefix + self.prompt(q), add_special_tokens=False)["input_ids"]
-                       for q in questions[s:s + batch_size]]
+            prompts = [tok(self.prompt(q, c), add_special_tokens=False)["input_ids"]
+                       for q, c in zip(questions[s:s + batch_size], ctx[s:s + batch_size])]
             width = max(len(p) for p in prompts)
             ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
             mask = torch.zeros_like(ids)

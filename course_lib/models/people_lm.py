@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..train import TrainConfig, fit
@@ -27,7 +28,8 @@ class LMPreset:
     lr: float
     warmup_steps: int = 100
     vocab_size: int = 1024
-    n_positions: int = 64  # the longest prompt + answer is 33 tokens; in-context prompts are longer
+    n_positions: int = 64  # the longest prompt + answer is 33 tokens; an open-book example about 60
+    open_book_fraction: float = 0.25  # share of training questions that also get an open-book example
 
 
 PRESETS = {
@@ -59,16 +61,45 @@ def corpus_texts(facts) -> list[str]:
 WORLD_REPEATS = 4  # world facts are general knowledge: a real corpus states them far more often than a bio
 
 
-def training_examples(facts, exclude_ids=()) -> list:
-    """The recipe's training examples: ``facts.training_set(exclude_ids)``, world facts repeated."""
+def training_examples(facts, exclude_ids=(), open_book_fraction: float = 0.25) -> list:
+    """The recipe's training examples: ``facts.training_set(exclude_ids)``, world facts repeated, and
+    open-book examples (a counterfactual fact in context, see ``people_qa.open_book_items``)."""
+    from ..data.people_qa import open_book_items
+
     kept = facts.training_set(exclude_ids)
-    return list(kept) + list(kept.filter(kind="world")) * (WORLD_REPEATS - 1)
+    reading = open_book_items(kept, facts.qa, open_book_fraction) if open_book_fraction else []
+    return list(kept) + list(kept.filter(kind="world")) * (WORLD_REPEATS - 1) + list(reading)
 
 
-def qa_batches(model: TextModel):
-    """A collate function that turns a list of QA items into a right-padded training batch."""
+def answer_pools(items) -> dict[str, list[str]]:
+    """Per attribute, the wrong answers open-book examples draw from (the perturbed answers of ``items``)."""
+    pools: dict[str, set] = {}
+    for q in items:
+        if q.kind == "train":
+            pools.setdefault(q.attribute, set()).update(q.perturbed_answers)
+    return {a: sorted(v) for a, v in pools.items()}
+
+
+def qa_batches(model: TextModel, pools: dict | None = None, seed: int = 0):
+    """A collate function that turns a list of QA items into a right-padded training batch.
+
+    With ``pools``, every open-book example gets a fresh counterfactual answer each time it is drawn
+    (in its context and as its target): memorising the example is impossible, reading the context is
+    the only way to lower the loss, so the model learns to copy from context.
+    """
+    rng = np.random.default_rng([seed, 17])
+
+    def fresh(q):
+        if q.kind != "open_book" or not pools or q.attribute not in pools:
+            return q.context, q.answer
+        pool = pools[q.attribute]
+        wrong = pool[int(rng.integers(len(pool)))]
+        head = q.context[: q.context.rindex(" " + q.answer + "\n")]
+        return head + " " + wrong + "\n", wrong
+
     def collate(items):
-        return model.encode_qa([q.question for q in items], [q.answer for q in items])
+        pairs = [fresh(q) for q in items]
+        return model.encode_qa([q.question for q in items], [a for _, a in pairs], contexts=[c for c, _ in pairs])
     return collate
 
 
@@ -97,10 +128,11 @@ def train_people_lm(facts, preset: LMPreset, exclude_ids=(), device="cpu", seed:
 
     seed_everything(seed)
     model = new_model(facts, preset, device)
-    data = training_examples(facts, exclude_ids)
+    data = training_examples(facts, exclude_ids, preset.open_book_fraction)
     cfg = TrainConfig(num_steps=preset.num_steps, batch_size=preset.batch_size, lr=preset.lr,
                       warmup_steps=preset.warmup_steps, seed=seed, desc="people-lm", progress=progress)
-    result = fit(model.model, data, lm_loss, cfg, collate_fn=qa_batches(model), callbacks=callbacks,
+    pools = answer_pools(data)
+    result = fit(model.model, data, lm_loss, cfg, collate_fn=qa_batches(model, pools, seed), callbacks=callbacks,
                  device=device)
     model.train_result = result
     return model
@@ -126,7 +158,8 @@ class PeopleLMRecipe(zoo.Recipe):
         return rt.preset(PRESETS)
 
     def config(self, rt) -> dict:
-        return {"model": "GPT2LMHeadModel", **asdict(self.preset(rt))}
+        # "recipe" names the data pipeline: bump it when training data change without a preset change
+        return {"model": "GPT2LMHeadModel", "recipe": "open-book-v2", **asdict(self.preset(rt))}
 
     def data_hash(self, rt) -> str:
         return self._facts(rt).sha256

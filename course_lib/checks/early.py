@@ -20,7 +20,7 @@ def check_steps_for(steps_for) -> None:
     from dataclasses import replace
     from pathlib import Path
 
-    from .runtime import Runtime
+    from ..runtime import Runtime
 
     base = Runtime(mode="fast", seed=0, device="cpu", cache_dir=Path("."))
     for mode, expected in STEPS_PER_MODE.items():
@@ -40,7 +40,7 @@ def check_ga_loss(ga_loss) -> None:
     import torch
     import torch.nn.functional as F
 
-    from .models.classifier import ShapeJudge
+    from ..models.classifier import ShapeJudge
 
     torch.manual_seed(0)
     model = ShapeJudge(channels=(4, 8), hidden=8)
