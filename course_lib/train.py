@@ -65,6 +65,39 @@ class TrainResult:
     stopped_early: bool = False
 
 
+class GroupedBatches:
+    """Seeded batches that never mix groups (e.g. short and long examples): less padding per batch.
+
+    ``groups``: one group label per example. Each pass shuffles the examples within each group, cuts
+    them into batches of ``batch_size`` and shuffles the order of all batches.
+    """
+
+    def __init__(self, groups, batch_size: int, seed: int = 0):
+        self.groups = list(groups)
+        self.batch_size = batch_size
+        self.rng = torch.Generator().manual_seed(seed + 104729)
+
+    def _batches(self):
+        by_group: dict = {}
+        for i, g in enumerate(self.groups):
+            by_group.setdefault(g, []).append(i)
+        batches = []
+        for g in sorted(by_group, key=str):
+            idx = by_group[g]
+            order = torch.randperm(len(idx), generator=self.rng).tolist()
+            batches += [[idx[j] for j in order[s:s + self.batch_size]] for s in range(0, len(idx), self.batch_size)]
+        return [batches[j] for j in torch.randperm(len(batches), generator=self.rng).tolist()]
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        counts: dict = {}
+        for g in self.groups:
+            counts[g] = counts.get(g, 0) + 1
+        return sum(-(-c // self.batch_size) for c in counts.values())
+
+
 def _lr_lambda(cfg: TrainConfig) -> Callable[[int], float]:
     def f(step: int) -> float:
         if cfg.warmup_steps and step < cfg.warmup_steps:
@@ -104,7 +137,7 @@ def _call(callback, state: dict):
 def fit(model: torch.nn.Module, dataset, loss_fn: Callable[[torch.nn.Module, Any], Any],
         config: TrainConfig | None = None, *, collate_fn: Callable | None = None,
         callbacks: Iterable = (), params: Iterable[torch.nn.Parameter] | None = None,
-        device=None) -> TrainResult:
+        device=None, batch_sampler=None) -> TrainResult:
     """Train ``model`` in place for ``config.num_steps`` steps and return a :class:`TrainResult`.
 
     ``dataset``: a map-style dataset (or list); batches are drawn by a seeded shuffling DataLoader and
@@ -112,6 +145,8 @@ def fit(model: torch.nn.Module, dataset, loss_fn: Callable[[torch.nn.Module, Any
     dict with ``"loss"`` and extra numbers to log. ``params``: the parameters to update (default: all
     that require grad). ``callbacks``: callables or objects with ``on_step_end(state)``; one may return
     ``"stop"``. A NaN/inf loss raises :class:`NonFiniteLossError` naming the learning rate.
+    ``batch_sampler``: an iterable of index lists that replaces the shuffling sampler (e.g. batches
+    grouped by length, :class:`GroupedBatches`).
     """
     from tqdm.auto import tqdm
 
@@ -123,8 +158,11 @@ def fit(model: torch.nn.Module, dataset, loss_fn: Callable[[torch.nn.Module, Any
     if not params:
         raise ValueError("no trainable parameters: every parameter has requires_grad=False")
     g = torch.Generator().manual_seed(cfg.seed)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=min(cfg.batch_size, len(dataset)), shuffle=True,
-                                         generator=g, collate_fn=collate_fn, drop_last=False)
+    if batch_sampler is not None:
+        loader = torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate_fn)
+    else:
+        loader = torch.utils.data.DataLoader(dataset, batch_size=min(cfg.batch_size, len(dataset)), shuffle=True,
+                                             generator=g, collate_fn=collate_fn, drop_last=False)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     model, opt, loader = acc.prepare(model, opt, loader)

@@ -103,3 +103,16 @@ def test_two_processes_under_accelerate_launch_train_like_one(tmp_path):
     for r in (r1, r2):
         assert r["last_loss"] < 0.6 * r["first_loss"], r
     assert r2["last_loss"] < 2.0 * r1["last_loss"] + 0.2, (r1, r2)
+
+
+def test_grouped_batches_never_mix_groups_and_cover_every_example():
+    from course_lib.train import GroupedBatches
+
+    groups = [i % 4 == 0 for i in range(50)]
+    sampler = GroupedBatches(groups, batch_size=8, seed=0)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 2 + 5  # 13 True -> 2 batches, 37 False -> 5 batches
+    assert sorted(i for b in batches for i in b) == list(range(50))
+    assert all(len({groups[i] for i in b}) == 1 for b in batches)
+    again = list(GroupedBatches(groups, batch_size=8, seed=0))
+    assert again == batches and list(sampler) != batches  # seeded; a new pass reshuffles
