@@ -6,7 +6,8 @@
 - ``lm``, ``judge``: time to train each base model in ``default`` mode (the zoo's recipe, no cache);
 - ``loop``: the kit's training loop vs a plain ``transformers.Trainer`` on the same model, data and
   steps, side by side in one run (tokens per second, ratio);
-- ``course``: the whole course in ``fast`` mode (every notebook executed, cold cache).
+- ``course``: the whole course in ``fast`` mode (every notebook executed, cold cache);
+- ``methods``, ``scorecard``, ``slug``, ``t2i``: the scripts ``bench/bench_<name>.py`` (issues 3 and 4).
 
 Results accumulate in ``bench/results.json`` (one entry per benchmark, with the machine it ran on);
 ``RESULTS.md`` is rendered from it, so later benchmarks add sections without losing these.
@@ -116,8 +117,22 @@ def bench_course() -> dict:
     return {"notebooks": times, "total_seconds": round(sum(times.values()), 1)}
 
 
+def _script(module: str, mode: str = "default"):
+    """A benchmark that lives in its own script ``bench/<module>.py`` with ``run(mode)``."""
+    def run():
+        import importlib
+
+        sys.path.insert(0, str(HERE))
+        return importlib.import_module(module).run(mode)
+    return run
+
+
 BENCHES = {"lm": lambda: bench_model("people-lm"), "judge": lambda: bench_model("shape-judge"),
-           "loop": bench_loop, "course": bench_course}
+           "loop": bench_loop, "course": bench_course,
+           "methods": _script("bench_methods"),       # issue 3: cost of each method to reach the gold model
+           "scorecard": _script("bench_scorecard"),   # issue 3: scorecard throughput vs a per-example loop
+           "slug": _script("bench_slug"),             # issue 4: SLUG vs iterative GA on CLIP
+           "t2i": _script("bench_t2i")}               # issue 4: text-to-image sampling throughput
 
 
 def render(results: dict) -> str:
