@@ -33,16 +33,15 @@ model trained on the captions and the template words, wrapped as ``PreTrainedTok
 """
 from __future__ import annotations
 
-import copy
 import functools
 import itertools
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..data import shapes as shapes_data
+from .wrapper import ModelWithTokenizer
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 # Words of hand-written prompts ("a photo of a circle", "a red shape") besides the caption words.
@@ -131,60 +130,19 @@ def pixel_values(images: torch.Tensor) -> torch.Tensor:
     return (images - 0.5) / 0.5
 
 
-class ShapesCLIP:
+class ShapesCLIP(ModelWithTokenizer):
     """A ``CLIPModel`` and its tokenizer with embedding and zero-shot helpers. Not an ``nn.Module``:
     ``.model`` is. Unlearning methods edit ``.model``; :meth:`clone` gives an independent copy."""
 
     modality = "clip"
 
-    def __init__(self, model, tokenizer, name: str = "shapes-clip"):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.name = name
-        self.zoo_info: dict = {}
-
-    # -- plumbing -------------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    auto_class = "CLIPModel"
+    default_name = "shapes-clip"
 
     @property
     def text_hidden_size(self) -> int:
         return self.model.config.text_config.hidden_size
 
-    def to(self, device) -> "ShapesCLIP":
-        self.model.to(device)
-        return self
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    def clone(self) -> "ShapesCLIP":
-        """An independent deep copy (weights included); the tokenizer is shared (it is immutable)."""
-        twin = ShapesCLIP(copy.deepcopy(self.model), self.tokenizer, self.name)
-        twin.zoo_info = dict(self.zoo_info)
-        return twin
-
-    def save_pretrained(self, path) -> None:
-        path = Path(path)
-        self.model.save_pretrained(path, safe_serialization=True)
-        self.tokenizer.save_pretrained(path)
-
-    @classmethod
-    def from_pretrained(cls, path, device="cpu", name: str = "shapes-clip") -> "ShapesCLIP":
-        from transformers import CLIPModel, PreTrainedTokenizerFast
-
-        tok = PreTrainedTokenizerFast.from_pretrained(path)
-        model = CLIPModel.from_pretrained(path, use_safetensors=True).to(device).eval()
-        return cls(model, tok, name)
-
-    def __repr__(self) -> str:
-        return f"ShapesCLIP({self.name}, {self.num_parameters() / 1e6:.2f}M parameters, device={self.device})"
-
-    # -- encoding -------------------------------------------------------------------------------
     def tokenize(self, prompts: Sequence[str]) -> dict:
         if isinstance(prompts, str):
             raise TypeError("prompts must be a list of strings, not one string")

@@ -10,12 +10,12 @@ answer tokens only (as TOFU fine-tunes its models).
 """
 from __future__ import annotations
 
-import copy
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
+
+from .wrapper import ModelWithTokenizer
 
 EOS = "<|endoftext|>"
 PROMPT = "Question: {q}\nAnswer:"
@@ -43,56 +43,15 @@ def build_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
     return hf
 
 
-class TextModel:
+class TextModel(ModelWithTokenizer):
     """A causal LM and its tokenizer, with batched QA helpers. Not an ``nn.Module``: ``.model`` is.
 
     Unlearning methods train ``.model``; :meth:`clone` gives an independent copy (the base model is
     never modified in place).
     """
 
-    def __init__(self, model, tokenizer, name: str = "people-lm"):
-        self.model = model
-        self.tokenizer = tokenizer
-        self.name = name
-        self.zoo_info: dict = {}
-
-    # -- plumbing -----------------------------------------------------------------------------
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device) -> "TextModel":
-        self.model.to(device)
-        return self
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
-    def clone(self) -> "TextModel":
-        """An independent deep copy (weights included); the tokenizer is shared (it is immutable)."""
-        twin = TextModel(copy.deepcopy(self.model), self.tokenizer, self.name)
-        twin.zoo_info = dict(self.zoo_info)
-        return twin
-
-    def save_pretrained(self, path) -> None:
-        """Write the model (safetensors) and tokenizer with ``save_pretrained``."""
-        path = Path(path)
-        self.model.save_pretrained(path, safe_serialization=True)
-        self.tokenizer.save_pretrained(path)
-
-    @classmethod
-    def from_pretrained(cls, path, device="cpu", name: str = "people-lm") -> "TextModel":
-        from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
-
-        tok = PreTrainedTokenizerFast.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True).to(device).eval()
-        return cls(model, tok, name)
-
-    def __repr__(self) -> str:
-        return f"TextModel({self.name}, {self.num_parameters() / 1e6:.2f}M parameters, device={self.device})"
+    auto_class = "AutoModelForCausalLM"
+    default_name = "people-lm"
 
     # -- encoding -----------------------------------------------------------------------------
     @staticmethod
