@@ -197,18 +197,34 @@ def _accept_dialog(page) -> None:
         dialog.locator(".jp-mod-accept").first.click()
 
 
-def _wait_for_kernel(page, lab, timeout: float = 120) -> None:
+def _wait_for_kernel(page, lab, timeout: float = 120, notebook: str = START_HERE) -> None:
     """Until the notebook's kernel is started and idle (the server says so, and so does the toolbar)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _accept_dialog(page)
         sessions = json.loads(_get(lab.url("/api/sessions"))[1])
-        states = [s["kernel"]["execution_state"] for s in sessions if s["path"].endswith(START_HERE)]
+        states = [s["kernel"]["execution_state"] for s in sessions if s["path"].endswith(notebook)]
         indicator = page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator")
         if states == ["idle"] and indicator.count() and indicator.first.get_attribute("data-status") == "idle":
             return
         time.sleep(0.5)
-    raise TimeoutError(f"the kernel of {START_HERE} was not idle within {timeout} s")
+    raise TimeoutError(f"the kernel of {notebook} was not idle within {timeout} s")
+
+
+def _run_all(page, timeout: float):
+    """Run > Run All Cells, then wait until every cell has run or one failed: ``(done, prompts, errors)``."""
+    _menu(page, "Run", "Run All Cells")
+    start = time.monotonic()
+    while time.monotonic() < start + timeout:
+        _accept_dialog(page)
+        prompts, errors = page.evaluate(PROMPTS_JS), page.evaluate(ERRORS_JS)
+        done = bool(prompts) and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
+        if done or errors and not any("*" in p for p in prompts):
+            break
+        if time.monotonic() > start + 60 and all(p == "[ ]:" for p in prompts):
+            break  # Run All did not start anything
+        time.sleep(1)
+    return done, prompts, errors
 
 
 def _menu(page, top: str, item: str) -> None:
@@ -235,17 +251,7 @@ def test_start_here_runs_in_the_browser(lab, tmp_path):
             page.goto(lab.url(f"/lab/tree/{START_HERE}"), timeout=120_000)
             page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
             _wait_for_kernel(page, lab)
-            _menu(page, "Run", "Run All Cells")
-            start = time.monotonic()
-            while time.monotonic() < start + 300:
-                _accept_dialog(page)
-                prompts, errors = page.evaluate(PROMPTS_JS), page.evaluate(ERRORS_JS)
-                done = prompts and all(re.fullmatch(r"\[\d+\]:", p) for p in prompts)
-                if done or errors and not any("*" in p for p in prompts):
-                    break
-                if time.monotonic() > start + 60 and all(p == "[ ]:" for p in prompts):
-                    break  # Run All did not start anything
-                time.sleep(1)
+            done, prompts, errors = _run_all(page, 300)
             page.screenshot(path=str(ARTIFACTS / "start_here.png"), full_page=False)
             assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-1500:] for e in errors)
             assert done, f"not every cell ran within 300 s; prompts: {prompts}"
