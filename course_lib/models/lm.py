@@ -22,6 +22,21 @@ PROMPT = "Question: {q}\nAnswer:"
 IGNORE = -100
 
 
+
+def submodule(net, paths: Sequence[str]):
+    """The first of the dotted ``paths`` that exists on ``net`` (e.g. GPT-2's ``transformer.h``, Llama's
+    ``model.layers``), or None: how the kit finds the same part in different causal LM architectures
+    (RMU's blocks, notebook 06; the logit lens's final norm, notebook 08)."""
+    for path in paths:
+        mod = net
+        try:
+            for part in path.split("."):
+                mod = getattr(mod, part)
+        except AttributeError:
+            continue
+        return mod
+    return None
+
 def build_tokenizer(texts: Sequence[str], vocab_size: int = 1024):
     """Train a byte-level BPE tokenizer on ``texts`` and wrap it as a ``PreTrainedTokenizerFast``.
 

@@ -21,16 +21,13 @@ from .registry import HParam, Outcome, register
 
 def transformer_blocks(model) -> torch.nn.ModuleList:
     """The stack of transformer blocks of a causal LM (GPT-2's ``transformer.h``, Llama's ``model.layers``)."""
+    from ..models.lm import submodule
+
     if hasattr(model, "get_base_model"):  # a peft model
         model = model.get_base_model()
-    for path in ("transformer.h", "model.layers", "gpt_neox.layers"):
-        mod = model
-        try:
-            for part in path.split("."):
-                mod = getattr(mod, part)
-        except AttributeError:
-            continue
-        return mod
+    blocks = submodule(model, ("transformer.h", "model.layers", "gpt_neox.layers"))
+    if blocks is not None:
+        return blocks
     raise TypeError(f"cannot find the transformer blocks of a {type(model).__name__}; RMU knows GPT-2 "
                     "(transformer.h), Llama-style (model.layers) and GPT-NeoX (gpt_neox.layers) models")
 
