@@ -37,3 +37,17 @@ def rt(tmp_path, monkeypatch):
 
     monkeypatch.setenv("KIT_CACHE_DIR", str(tmp_path / "cache"))
     return course_lib.setup(mode="fast", verbose=False)
+
+
+@pytest.fixture(scope="module")
+def facts():
+    """The fast-mode people data (a test module may define its own ``facts`` instead)."""
+    from course_lib.data import people
+
+    return people.load(mode="fast")
+
+
+@pytest.fixture(scope="module")
+def split(facts):
+    """forget05 of the fast-mode people data (a test module may define its own ``split`` instead)."""
+    return facts.split("forget05")

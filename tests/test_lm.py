@@ -3,14 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.data import people
 from course_lib.models.people_lm import new_model, train_people_lm
 from tests.tiny import TINY_LM
-
-
-@pytest.fixture(scope="module")
-def facts():
-    return people.load(mode="fast")
 
 
 @pytest.fixture(scope="module")

@@ -5,44 +5,15 @@ import pytest
 import torch
 
 import course_lib as cl
-from course_lib.data import people
-from course_lib.models.lm import TextModel
 from course_lib.models.people_lm import train_people_lm
 from course_lib.unlearning import suppression
-from tests.tiny import TINY_LM
-
-
-@pytest.fixture(scope="module")
-def facts():
-    return people.load(mode="fast")
-
-
-@pytest.fixture(scope="module")
-def split(facts):
-    return facts.split("forget05")
+from tests.tiny import TINY_LM, Memoriser
 
 
 @pytest.fixture(scope="module")
 def tiny(facts):
     cl.setup(mode="fast", verbose=False)  # KIT_THREADS torch threads
     return train_people_lm(facts, TINY_LM, progress=False)
-
-
-class Memoriser(TextModel):
-    """A stand-in for a model that memorised everything: it answers every known question correctly."""
-
-    def __init__(self, tm, facts):
-        super().__init__(tm.model, tm.tokenizer, "memoriser")
-        self.known = {q.question: q.answer for q in facts.qa + facts.paraphrases + facts.world_qa}
-
-    def clone(self):
-        twin = Memoriser.__new__(Memoriser)
-        TextModel.__init__(twin, self.model, self.tokenizer, self.name)
-        twin.known = self.known
-        return twin
-
-    def answer(self, questions, max_new_tokens=12, batch_size=256, prefix=""):
-        return [self.known.get(q, "?") for q in questions]
 
 
 def _state(tm):

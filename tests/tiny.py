@@ -12,3 +12,32 @@ def use_tiny_lm(monkeypatch):
     from course_lib.models import people_lm
 
     monkeypatch.setitem(people_lm.PRESETS, "fast", TINY_LM)
+
+
+class Memoriser:
+    """A stand-in for a people LM that memorised everything (notebooks 06 and 12's tests): it answers every known
+    question (training, paraphrase, world) correctly, except those of ``forgotten``; ``cut=True`` cuts an
+    answer to ``max_new_tokens`` tokens as generation would. Built on a real TextModel's net and tokenizer."""
+
+    def __new__(cls, tm, facts, forgotten=(), cut: bool = False):
+        from course_lib.models.lm import TextModel
+
+        class _Memoriser(TextModel):
+            def clone(self):
+                twin = _Memoriser.__new__(_Memoriser)
+                TextModel.__init__(twin, self.model, self.tokenizer, self.name)
+                twin.known, twin.cut = self.known, self.cut
+                return twin
+
+            def answer(self, questions, max_new_tokens=12, batch_size=256, prefix=""):
+                def short(a):
+                    if not self.cut:
+                        return a
+                    return self.tokenizer.decode(self.tokenizer(" " + a)["input_ids"][:max_new_tokens]).strip()
+                return [short(self.known.get(q, "?")) for q in questions]
+
+        m = _Memoriser(tm.model, tm.tokenizer, "memoriser")
+        drop = {q.id for q in forgotten}
+        m.known = {q.question: q.answer for q in facts.qa + facts.paraphrases + facts.world_qa if q.id not in drop}
+        m.cut = cut
+        return m

@@ -7,6 +7,7 @@ reachable by name (``cl.attacks.relearn``, ``cl.attacks.quantize``, ``cl.attacks
   models against the retrained gold model as the control. The attacks live in ``relearning`` (Hu et al.
   2024), ``quantization`` (Zhang et al. 2024), ``prompting`` (paraphrases; facts re-introduced in context,
   Cooper et al. 2024) and ``probing`` (a linear probe and the logit lens); each returns a ``result.AttackResult``.
+- ``decomposition`` (notebook 12): harmless pieces that pass an output filter, assembled into the secret.
 - ``embedding`` (notebook 09): an optimised prompt embedding brings an erased image concept back.
 """
 from __future__ import annotations

@@ -6,6 +6,8 @@ Locality and Generalizability; ``stats``: the benchmarks' statistical core on pl
 Notebook 04: ``mia`` (LOSS, zlib, Min-K%, Min-K%++ membership scores), ``extraction`` (exact memorisation,
 extraction strength), ``fluency`` (perplexity, degenerate answers), ``scorecard`` (every measure with
 bootstrap intervals: ``scorecard``, ``scorecards``, ``score_model``) and ``muse`` (scalability, sustainability).
+Notebook 09: ``image`` (UnlearnCanvas-style rates); notebook 12: ``side_effects`` (damage to retain people by their
+similarity to the forgotten ones). Submodules not imported here load on first use (``cl.evaluation.side_effects``).
 """
 import importlib as _importlib
 
