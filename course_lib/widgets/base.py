@@ -21,15 +21,54 @@ def figure_png(fig, dpi: int = 72) -> bytes:
     return buf.getvalue()
 
 
-def new_figure(ncols: int = 2, width: float = 9.5, height: float = 3.6):
+def new_figure(ncols: int = 2, width: float = 9.5, height: float = 3.6, dpi: int = 72):
     """A figure that no pyplot backend shows by itself (the explorer owns it and sends it as PNG)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height), dpi=dpi)
     axes = fig.subplots(1, ncols) if ncols > 1 else [fig.subplots(1, 1)]
     # A fixed layout: "constrained" re-solves the layout on every redraw and doubles the time to a new PNG.
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.14, top=0.9, wspace=0.25)
     return fig, list(axes)
+
+
+class Blitter:
+    """Off-screen blitting: draw the figure once, keep its pixels, and on each update draw only the artists that
+    move (``dynamic``) over them. Text (ticks, labels, legends) is most of matplotlib's drawing time, and it does
+    not change when a slider moves: this takes a redraw from ~150 ms to ~30 ms on 2 cores (bench_widgets)."""
+
+    def __init__(self, fig):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.fig, self.canvas = fig, FigureCanvasAgg(fig)
+        self.dynamic: list = []
+        self.background = None
+
+    def set_dynamic(self, artists) -> None:
+        """The artists redrawn on every update (they are left out of the cached background)."""
+        for a in artists:
+            a.set_animated(True)
+        self.dynamic, self.background = list(artists), None
+
+    def invalidate(self) -> None:
+        """Something static changed: the next :meth:`png` redraws everything."""
+        self.background = None
+
+    def png(self) -> bytes:
+        from PIL import Image
+
+        if self.background is None:
+            self.canvas.draw()  # animated (dynamic) artists are skipped here
+            self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+        else:
+            self.canvas.restore_region(self.background)
+        for a in self.dynamic:
+            self.fig.draw_artist(a)
+        w, h = self.canvas.get_width_height()
+        buf = io.BytesIO()
+        Image.frombuffer("RGBA", (w, h), self.canvas.buffer_rgba(), "raw", "RGBA", 0, 1).save(
+            buf, format="png", compress_level=1)
+        return buf.getvalue()
 
 
 def table_html(rows: list[dict], title: str = "") -> str:
@@ -82,8 +121,8 @@ class Explorer:
                 self.status.value = (f"<span style='color:#b00020'>Error: {html.escape(self.errors[-1])}</span>")
         return wrapper
 
-    def _show_figure(self, fig) -> None:
-        self.image.value = figure_png(fig)
+    def _show_figure(self, fig, png: bytes | None = None) -> None:
+        self.image.value = png if png is not None else figure_png(fig)
         self.redraws += 1
 
     @property

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..plots import COLORS
 from ..plots_eval import METHOD_COLORS
-from .base import Explorer, new_figure, table_html
+from .base import Blitter, Explorer, new_figure, table_html
 from .controls import control_for
 from .sweep import Sweep, compute_sweep, front_area, pareto_front, point_id, run_setting
 
@@ -37,6 +37,8 @@ class TradeoffExplorer(Explorer):
         self.colors = {m: METHOD_COLORS[i % len(METHOD_COLORS)] for i, m in enumerate(self.methods)}
         self.live: list = []  # points trained with "Run this exact setting"
         self.fig, self.axes = new_figure(2)
+        self.blitter = Blitter(self.fig)
+        self._draw_trajectory(self.methods[0], None)  # the trajectory axes are built once
         self.make_ui()
         self.update()
 
@@ -99,13 +101,14 @@ class TradeoffExplorer(Explorer):
         if getattr(self, "_plane_scene", None) != scene:
             self._draw_plane(method)
             self._plane_scene = scene
+            self.blitter.set_dynamic([self._ring, self._step_line, *self._lines.values(), self.axes[1].title])
         self._ring.set_offsets([[p["forget_acc"], p["retain_acc"]]])
         run = (method, *(p[k] for k in self.sweep.grids[method]))
         if getattr(self, "_run_scene", None) != run:
             self._draw_trajectory(method, p)
             self._run_scene = run
         self._step_line.set_xdata([p["num_steps"], p["num_steps"]])
-        self._show_figure(self.fig)
+        self._show_figure(self.fig, self.blitter.png())
         self.readout.value = self._readout_html(p, selection)
 
     @staticmethod
@@ -162,6 +165,8 @@ class TradeoffExplorer(Explorer):
             ax.legend(loc="center right", fontsize=7)
             last = max(p["num_steps"] for p in self.sweep.points)
             ax.set_xlim(-0.03 * last, 1.03 * last)
+        if selected is None:
+            return
         knobs = {k: selected[k] for k in self.sweep.grids[method]}
         run = sorted((q for q in self.points(method) if not q.get("live")
                       and all(np.isclose(q[k], v) for k, v in knobs.items())), key=lambda q: q["num_steps"])
