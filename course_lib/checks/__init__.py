@@ -17,6 +17,18 @@ def not_attempted(name: str) -> None:
     print(f"Not attempted yet: fill in `{name}` and run the cell again (the reference solution is below it).")
 
 
+def run_stub(fn, name: str, *args, **kwargs):
+    """Call the learner's ``fn``: None (after :func:`not_attempted`) while it still raises ``NotImplementedError``,
+    a clear error if it returns None, else its result. What every checker does first."""
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError:
+        not_attempted(name)
+        return None
+    assert out is not None, f"{name} returned None: did you forget `return`?"
+    return out
+
+
 def __getattr__(name: str):
     if name.startswith("nb") and name[2:].isdigit():
         return importlib.import_module(f"{__name__}.{name}")
