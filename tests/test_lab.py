@@ -7,6 +7,7 @@ workspaces go to a temporary folder with autosave off, so the repo's notebooks a
 """
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -232,45 +233,57 @@ def _menu(page, top: str, item: str) -> None:
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(rf"^{item}$")).click()
 
 
+@contextlib.contextmanager
+def notebook_page(lab, notebook: str, tmp_path, viewport: tuple = (1280, 900)):
+    """A Chromium page on ``notebook`` in JupyterLab, its kernel started and idle. The browser is closed
+    afterwards; if JupyterLab saved the notebook, the file is restored and the test fails."""
+    sync_playwright = _browser_or_skip()
+    notebook_file = REPO / "notebooks" / notebook
+    before = notebook_file.read_bytes()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+                args=CHROMIUM_ARGS, viewport={"width": viewport[0], "height": viewport[1]})
+            try:
+                page = context.pages[0] if context.pages else context.new_page()
+                page.goto(lab.url(f"/lab/tree/{notebook}"), timeout=120_000)
+                page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
+                _wait_for_kernel(page, lab, notebook=notebook)
+                yield page
+            finally:
+                context.close()
+    finally:
+        saved = notebook_file.read_bytes() != before
+        if saved:  # never leave executed outputs in the repo
+            notebook_file.write_bytes(before)
+    if saved:
+        pytest.fail(f"JupyterLab saved {notebook_file} during the test (restored it)")
+
+
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_start_here_runs_in_the_browser(lab, tmp_path):
-    sync_playwright = _browser_or_skip()
-    from playwright.sync_api import expect
+    with notebook_page(lab, START_HERE, tmp_path) as page:
+        from playwright.sync_api import expect
 
-    notebook_file = REPO / "notebooks" / START_HERE
-    before = notebook_file.read_bytes()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.goto(lab.url(f"/lab/tree/{START_HERE}"), timeout=120_000)
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
-            _wait_for_kernel(page, lab)
-            done, prompts, errors = _run_all(page, 300)
-            page.screenshot(path=str(ARTIFACTS / "start_here.png"), full_page=False)
-            assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-1500:] for e in errors)
-            assert done, f"not every cell ran within 300 s; prompts: {prompts}"
-            env_check = page.locator(".jp-OutputArea-output", has_text="OK   torch works").first
-            env_check.scroll_into_view_if_needed()
-            expect(env_check).to_be_visible()
-            expect(env_check).to_contain_text("checks passed")
-            page.screenshot(path=str(ARTIFACTS / "start_here_envcheck.png"))
-            slider = page.locator(".jp-OutputArea-output .widget-slider").first
-            slider.scroll_into_view_if_needed(timeout=30_000)
-            expect(slider).to_be_visible()  # the ipywidgets front end drew the slider
-            page.wait_for_timeout(1000)  # let the scrolled-in cells paint before the screenshot
-            page.screenshot(path=str(ARTIFACTS / "start_here_widget.png"))
-            claim = page.locator(".jp-OutputArea-output", has_text="Claim holds").first
-            claim.scroll_into_view_if_needed()
-            expect(claim).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "start_here_end.png"))
-        finally:
-            context.close()
-    if notebook_file.read_bytes() != before:  # never leave executed outputs in the repo
-        notebook_file.write_bytes(before)
-        pytest.fail(f"JupyterLab saved {notebook_file} during the test (restored it)")
+        done, prompts, errors = _run_all(page, 300)
+        page.screenshot(path=str(ARTIFACTS / "start_here.png"), full_page=False)
+        assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-1500:] for e in errors)
+        assert done, f"not every cell ran within 300 s; prompts: {prompts}"
+        env_check = page.locator(".jp-OutputArea-output", has_text="OK   torch works").first
+        env_check.scroll_into_view_if_needed()
+        expect(env_check).to_be_visible()
+        expect(env_check).to_contain_text("checks passed")
+        page.screenshot(path=str(ARTIFACTS / "start_here_envcheck.png"))
+        slider = page.locator(".jp-OutputArea-output .widget-slider").first
+        slider.scroll_into_view_if_needed(timeout=30_000)
+        expect(slider).to_be_visible()  # the ipywidgets front end drew the slider
+        page.wait_for_timeout(1000)  # let the scrolled-in cells paint before the screenshot
+        page.screenshot(path=str(ARTIFACTS / "start_here_widget.png"))
+        claim = page.locator(".jp-OutputArea-output", has_text="Claim holds").first
+        claim.scroll_into_view_if_needed()
+        expect(claim).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "start_here_end.png"))

@@ -12,21 +12,10 @@ import time
 
 import pytest
 
-from tests.test_lab import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, REPO, Lab, _browser_or_skip, _run_all, _wait_for_kernel
+from tests.test_lab import ARTIFACTS, ERRORS_JS, _run_all, lab, notebook_page  # noqa: F401  (lab: the server fixture)
 
 NOTEBOOK = "05_tradeoff_explorer.ipynb"
 IMAGE_SRC_JS = "el => el.getAttribute('src') || ''"
-
-
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    started = Lab(tmp_path_factory.mktemp("lab05"))
-    try:
-        started.wait_ready()
-        yield started
-    finally:
-        leftovers = started.stop()
-    assert not leftovers, f"processes left behind by JupyterLab: {leftovers}"
 
 
 def _wait_change(read, old, timeout: float = 60):
@@ -43,53 +32,37 @@ def _wait_change(read, old, timeout: float = 60):
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_tradeoff_explorer_answers_a_slider_in_the_browser(lab, tmp_path):
-    sync_playwright = _browser_or_skip()
-    from playwright.sync_api import expect
+    with notebook_page(lab, NOTEBOOK, tmp_path, viewport=(1400, 1000)) as page:
+        from playwright.sync_api import expect
 
-    notebook_file = REPO / "notebooks" / NOTEBOOK
-    before = notebook_file.read_bytes()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
-        try:
-            page = context.pages[0] if context.pages else context.new_page()
-            page.goto(lab.url(f"/lab/tree/{NOTEBOOK}"), timeout=120_000)
-            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=120_000)
-            _wait_for_kernel(page, lab, notebook=NOTEBOOK)
-            done, prompts, errors = _run_all(page, 600)
-            page.screenshot(path=str(ARTIFACTS / "tradeoff_after_run_all.png"))
-            assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-1500:] for e in errors)
-            assert done, f"not every cell ran within 600 s; prompts: {prompts}"
+        done, prompts, errors = _run_all(page, 600)
+        page.screenshot(path=str(ARTIFACTS / "tradeoff_after_run_all.png"))
+        assert not errors, "error output in the notebook:\n" + "\n---\n".join(e[-1500:] for e in errors)
+        assert done, f"not every cell ran within 600 s; prompts: {prompts}"
 
-            explorer = page.locator(".jp-OutputArea-output", has=page.locator("button", has_text="Run this exact setting")).first
-            explorer.scroll_into_view_if_needed(timeout=30_000)
-            image = explorer.locator("img.widget-image").first
-            readout = explorer.locator(".widget-html-content", has_text="Scorecard row").first
-            expect(image).to_be_visible()
-            expect(readout).to_be_visible()
-            src0, text0 = image.evaluate(IMAGE_SRC_JS), readout.inner_text()
+        explorer = page.locator(".jp-OutputArea-output",
+                                has=page.locator("button", has_text="Run this exact setting")).first
+        explorer.scroll_into_view_if_needed(timeout=30_000)
+        image = explorer.locator("img.widget-image").first
+        readout = explorer.locator(".widget-html-content", has_text="Scorecard row").first
+        expect(image).to_be_visible()
+        expect(readout).to_be_visible()
+        src0, text0 = image.evaluate(IMAGE_SRC_JS), readout.inner_text()
 
-            # Keyboard: focus the number-of-steps slider's handle and move it to its minimum (the sweep's first
-            # checkpoint): a different point of the sweep, so a new figure and new numbers.
-            handle = explorer.locator(".widget-slider", has_text="num_steps").locator(".noUi-handle").first
-            handle.focus()
-            handle.press("Home")
+        # Keyboard: focus the number-of-steps slider's handle and move it to its minimum (the sweep's first
+        # checkpoint): a different point of the sweep, so a new figure and new numbers.
+        handle = explorer.locator(".widget-slider", has_text="num_steps").locator(".noUi-handle").first
+        handle.focus()
+        handle.press("Home")
+        src1 = _wait_change(lambda: image.evaluate(IMAGE_SRC_JS), src0)
+        if src1 == src0:  # no Home key in this slider version: step down with the arrow key instead
+            for _ in range(40):
+                handle.press("ArrowLeft")
             src1 = _wait_change(lambda: image.evaluate(IMAGE_SRC_JS), src0)
-            if src1 == src0:  # no Home key in this slider version: step down with the arrow key instead
-                for _ in range(40):
-                    handle.press("ArrowLeft")
-                src1 = _wait_change(lambda: image.evaluate(IMAGE_SRC_JS), src0)
-            text1 = _wait_change(readout.inner_text, text0)
-            page.screenshot(path=str(ARTIFACTS / "tradeoff_after_slider.png"))
-            assert src1 != src0, "the explorer's figure did not change after the slider moved"
-            assert text1 != text0, "the explorer's readout did not change after the slider moved"
-            status = explorer.locator(".widget-html-content", has_text="Error").count()
-            assert status == 0, "the explorer shows an error after the slider moved"
-            assert not page.evaluate("() => [...document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.stderr\"]')].map(e => e.textContent).filter(t => /Traceback/.test(t))")
-        finally:
-            context.close()
-    if notebook_file.read_bytes() != before:  # never leave executed outputs in the repo
-        notebook_file.write_bytes(before)
-        pytest.fail(f"JupyterLab saved {notebook_file} during the test (restored it)")
+        text1 = _wait_change(readout.inner_text, text0)
+        page.screenshot(path=str(ARTIFACTS / "tradeoff_after_slider.png"))
+        assert src1 != src0, "the explorer's figure did not change after the slider moved"
+        assert text1 != text0, "the explorer's readout did not change after the slider moved"
+        assert explorer.locator(".widget-html-content", has_text="Error").count() == 0, \
+            "the explorer shows an error after the slider moved"
+        assert not page.evaluate(ERRORS_JS), "a cell shows an error after the slider moved"

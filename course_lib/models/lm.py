@@ -142,18 +142,10 @@ class TextModel(ModelWithTokenizer):
         answers: list[str] = []
         ctx = self._contexts(prefix, len(questions))
         for s in range(0, len(questions), batch_size):
-            prompts = [tok(self.prompt(q, c), add_special_tokens=False)["input_ids"]
-                       for q, c in zip(questions[s:s + batch_size], ctx[s:s + batch_size])]
-            width = max(len(p) for p in prompts)
-            ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for i, p in enumerate(prompts):
-                ids[i, width - len(p):] = torch.tensor(p)
-                mask[i, width - len(p):] = 1
-            ids, mask = ids.to(self.device), mask.to(self.device)
+            ids, mask = left_padded_prompts(tok, questions[s:s + batch_size], ctx[s:s + batch_size], self.device)
             pos = (mask.cumsum(-1) - 1).clamp_min(0)
             past, cur, cur_pos = None, ids, pos
-            done = torch.zeros(len(prompts), dtype=torch.bool, device=self.device)
+            done = torch.zeros(len(ids), dtype=torch.bool, device=self.device)
             new = []
             for _ in range(max_new_tokens):
                 out = self.model(input_ids=cur, attention_mask=mask, position_ids=cur_pos,
@@ -174,3 +166,16 @@ class TextModel(ModelWithTokenizer):
                     row = row[:row.index(eos)]
                 answers.append(tok.decode(row).strip())
         return answers
+
+
+def left_padded_prompts(tok, questions: Sequence[str], contexts: Sequence[str], device="cpu"):
+    """``(ids, mask)``: the prompts of ``questions`` (each after its context), tokenized and left-padded to one
+    width, so that every row's next token is generated at the same position (greedy answering, notebooks 02, 07)."""
+    prompts = [tok(TextModel.prompt(q, c), add_special_tokens=False)["input_ids"] for q, c in zip(questions, contexts)]
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, p in enumerate(prompts):
+        ids[i, width - len(p):] = torch.tensor(p)
+        mask[i, width - len(p):] = 1
+    return ids.to(device), mask.to(device)

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .lm import TextModel
+from .lm import TextModel, left_padded_prompts
 
 AGGREGATIONS = {
     "vote": "plurality of the shards' greedy answers (ties: the lowest shard number)",
@@ -57,15 +57,8 @@ def mixture_answer(shards: Sequence[TextModel], questions: Sequence[str], max_ne
     ctx = TextModel._contexts(prefix, len(questions))
     answers: list[str] = []
     for s in range(0, len(questions), batch_size):
-        prompts = [tok(TextModel.prompt(q, c), add_special_tokens=False)["input_ids"]
-                   for q, c in zip(questions[s:s + batch_size], ctx[s:s + batch_size])]
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p):], mask[i, width - len(p):] = torch.tensor(p), 1
-        ids, mask = ids.to(device), mask.to(device)
-        done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+        ids, mask = left_padded_prompts(tok, questions[s:s + batch_size], ctx[s:s + batch_size], device)
+        done = torch.zeros(len(ids), dtype=torch.bool, device=device)
         new = []
         for _ in range(max_new_tokens):
             pos = (mask.cumsum(-1) - 1).clamp_min(0)
