@@ -41,6 +41,16 @@ def _range(h, value) -> tuple[float, float]:
     return min(lo, value), max(hi, value)
 
 
+def widen(widget, lo: float, hi: float) -> None:
+    """Stretch a slider's range to include ``lo``..``hi`` (values an explorer's sweep holds must be reachable)."""
+    import ipywidgets as W
+
+    if isinstance(widget, W.FloatLogSlider):
+        widget.min, widget.max = min(widget.min, math.log10(lo)), max(widget.max, math.log10(hi))
+    elif isinstance(widget, (W.IntSlider, W.FloatSlider)):
+        widget.min, widget.max = min(widget.min, lo), max(widget.max, hi)
+
+
 def extremes(widget) -> list:
     """The values a test sets a control to: its minimum, maximum and a middle value (every option of a
     dropdown, both states of a checkbox)."""

@@ -11,14 +11,14 @@ concept's samples, e.g. their colour, still right).
 from __future__ import annotations
 
 import base64
-import itertools
+import json
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from .base import Explorer, new_figure, table_html
-from .controls import control_for
+from .controls import control_for, widen
 from .sweep import _cache_path, _read, _write, weights_digest
 
 # Each method's strength knob (its hyper-parameter that sets how hard the concept is pushed away).
@@ -97,8 +97,6 @@ def compute_erasure_sweep(t2i, judge, data, concept: str, *, neighbour: str | No
                          f"(e.g. {NEIGHBOUR.get(concept, 'square')!r})")
     mode = getattr(rt, "mode", "default")
     preset = preset or ERASURE_PRESETS[mode]
-    import json
-
     key = json.loads(json.dumps({"kind": "erasure", "version": 1, "mode": mode, "model": weights_digest(t2i.unet),
                                  "judge": weights_digest(judge), "concept": concept, "neighbour": neighbour,
                                  "preset": asdict(preset), "seed": seed}))
@@ -197,12 +195,7 @@ class ErasureExplorer(Explorer):
             h = resolve(m).hparams[STRENGTH[m]]
             w = control_for(STRENGTH[m], h, value=grid[0])
             w.style = style
-            if hasattr(w, "min"):
-                lo, hi = min(grid), max(grid)
-                if type(w).__name__ == "FloatLogSlider":
-                    w.min, w.max = min(w.min, np.log10(lo)), max(w.max, np.log10(hi))
-                else:
-                    w.min, w.max = min(w.min, lo), max(w.max, hi)
+            widen(w, min(grid), max(grid))
             w.observe(self._guarded(lambda change: self.update()), names="value")
             self.strength_controls[m] = w
         self.controls["num_steps"] = W.IntSlider(value=self.preset["num_steps"], min=self.preset["eval_every"],

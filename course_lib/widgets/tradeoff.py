@@ -17,7 +17,7 @@ import numpy as np
 from ..plots import COLORS
 from ..plots_eval import METHOD_COLORS
 from .base import Blitter, Explorer, new_figure, table_html
-from .controls import control_for
+from .controls import control_for, widen
 from .sweep import Sweep, compute_sweep, front_area, pareto_front, point_id, run_setting
 
 MEASURES = ("forget_acc", "retain_acc", "unseen_forget_acc")
@@ -222,10 +222,10 @@ class TradeoffExplorer(Explorer):
         self.sliders = {m: {k: control_for(k, h) for k, h in self.infos[m].hparams.items()} for m in self.methods}
         for m, group in self.sliders.items():  # open on the sweep's full-length run at the registry's defaults
             preset = self.sweep.key["preset"]
-            _widen(group["num_steps"], preset["eval_every"], preset["num_steps"])
+            widen(group["num_steps"], preset["eval_every"], preset["num_steps"])
             group["num_steps"].value = preset["num_steps"]
             for k, vals in self.sweep.grids[m].items():  # every grid value must be reachable by its slider
-                _widen(group[k], min(vals), max(vals))
+                widen(group[k], min(vals), max(vals))
             for w in group.values():
                 w.observe(self._guarded(lambda change: self.update()), names="value")
         self.controls["method"].observe(self._guarded(self._on_method), names="value")
@@ -316,15 +316,6 @@ class TradeoffExplorer(Explorer):
         from .sweep import measure_fn
 
         return measure_fn(self.split, self.sweep.key["preset"]["retain_sample"], self.sweep.key["seed"])
-
-
-def _widen(w, lo: float, hi: float) -> None:
-    import ipywidgets as W
-
-    if isinstance(w, W.FloatLogSlider):
-        w.min, w.max = min(w.min, math.log10(lo)), max(w.max, math.log10(hi))
-    elif isinstance(w, (W.IntSlider, W.FloatSlider)):
-        w.min, w.max = min(w.min, lo), max(w.max, hi)
 
 
 def tradeoff_explorer(model, split, methods=None, reference=None, *, rt=None, seed: int = 0, preset=None,
