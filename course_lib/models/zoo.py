@@ -133,22 +133,30 @@ def verify(path: Path, key: dict) -> None:
         raise CacheError(f"{mf} is not valid JSON ({exc})") from None
     if manifest.get("key_sha256") != _key_digest(key):
         raise CacheError(f"{path} was built for another key (mode, data, config or exclude set differ)")
-    for rel, digest in manifest.get("files", {}).items():
+    check_files(path, manifest.get("files", {}))
+
+
+def check_files(path: Path, files: dict, error=CacheError, source: str = "the manifest") -> None:
+    """Raise ``error`` unless every file ``rel -> sha256`` in ``files`` exists under ``path`` with that hash."""
+    for rel, digest in files.items():
         f = path / rel
         if not f.is_file():
-            raise CacheError(f"{f} is missing")
+            raise error(f"{f} is missing")
         if _sha256_file(f) != digest:
-            raise CacheError(f"{f} is corrupt: its sha256 does not match the manifest")
+            raise error(f"{f} is corrupt: its sha256 does not match {source}")
 
 
-def _write_entry(model, r: Recipe, key: dict, path: Path, info: dict) -> None:
+def write_atomically(path: Path, save: Callable[[Path], None], meta: Callable[[dict, Path], dict],
+                     meta_name: str = MANIFEST) -> None:
+    """Write the folder ``path`` atomically: ``save(tmp)`` writes the files into a temporary folder beside it,
+    ``meta(files, tmp)`` (``files``: relative path -> sha256) returns what is written as JSON to ``meta_name``,
+    then the folder is renamed into place. On any error the temporary folder is removed, ``path`` untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{path.name}-", dir=path.parent))
     try:
-        r.save(model, tmp)
+        save(tmp)
         files = {str(p.relative_to(tmp)): _sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        manifest = {"key_sha256": _key_digest(key), "key": key, "files": files, "info": info}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, default=str))
+        (tmp / meta_name).write_text(json.dumps(meta(files, tmp), indent=1, sort_keys=True, default=str))
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
@@ -157,12 +165,21 @@ def _write_entry(model, r: Recipe, key: dict, path: Path, info: dict) -> None:
         raise
 
 
-def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = True, callbacks=()):
+def _write_entry(model, r: Recipe, key: dict, path: Path, info: dict) -> None:
+    write_atomically(path, lambda tmp: r.save(model, tmp),
+                     lambda files, tmp: {"key_sha256": _key_digest(key), "key": key, "files": files, "info": info})
+
+
+def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = True, callbacks=(),
+         shipped: bool = True):
     """Return the trained model ``name`` for this runtime, training it once and caching it.
 
     ``exclude``: examples to leave out of training (e.g. ``split.forget``): the retrained gold model.
     ``rebuild=True`` trains anew even if a valid entry exists. ``callbacks`` go to the training loop
     when the model is trained (e.g. ``cl.plots.LiveLoss()``). Known names: :func:`available`.
+    ``shipped``: with no valid cache entry, unpack the kit's shipped export of this very recipe if one
+    matches the key exactly (``data/zoo/``, :mod:`course_lib.models.shipped`) instead of training;
+    ``shipped=False`` trains.
     """
     from ..runtime import seed_everything
 
@@ -180,6 +197,15 @@ def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = 
         except Exception as exc:  # corrupt, mismatched or unreadable: report and rebuild
             print(f"zoo: the cache entry {path} is unusable: {exc}. Rebuilding it.")
             shutil.rmtree(path, ignore_errors=True)
+    if shipped and not rebuild and not callbacks:
+        from . import shipped as shipped_weights
+        try:
+            model = shipped_weights.unpack(name, rt, exclude, verbose=verbose)
+        except shipped_weights.ShippedError as exc:  # never use a corrupt export: say so, then train
+            print(f"zoo: the shipped weights are unusable: {exc}. Training instead.")
+            model = None
+        if model is not None:
+            return model
     if verbose:
         print(f"zoo: training {what} (mode={rt.mode}); it is cached after this first time")
     seed_everything(rt.seed)
