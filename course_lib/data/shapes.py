@@ -57,6 +57,24 @@ def caption(shape: str, colour: str, texture: str, size: str, position: str) -> 
     return f"a {size} {colour} {texture} {shape} {WHERE[position]}"
 
 
+def parse_concept(concept: str) -> dict[str, str]:
+    """``"purple triangle"`` -> ``{"colour": "purple", "shape": "triangle"}``: the attribute values a concept
+    names (one value or a combination, any order). Unknown words and two values of one attribute are errors."""
+    known = {v: a for a, vals in CLASSES.items() for v in vals}
+    wanted: dict[str, str] = {}
+    for token in concept.lower().replace(",", " ").split():
+        if token not in known:
+            listing = "; ".join(f"{a}: {', '.join(v)}" for a, v in CLASSES.items())
+            raise ValueError(f"concept={concept!r}: {token!r} is not an attribute value. Known values: {listing}")
+        attr = known[token]
+        if attr in wanted and wanted[attr] != token:
+            raise ValueError(f"concept={concept!r} names two {attr}s ({wanted[attr]}, {token}); no image has both")
+        wanted[attr] = token
+    if not wanted:
+        raise ValueError(f"concept={concept!r} is empty; name one or more attribute values, e.g. 'red circle'")
+    return wanted
+
+
 # -- rendering -----------------------------------------------------------------------------------
 
 def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -248,20 +266,8 @@ class ShapesData:
 
     def concept_mask(self, concept: str) -> np.ndarray:
         """Boolean mask of the images showing ``concept`` ("circle", "red", "purple triangle", ...)."""
-        known = {v: a for a, vals in CLASSES.items() for v in vals}
-        wanted: dict[str, str] = {}
-        for token in concept.lower().replace(",", " ").split():
-            if token not in known:
-                listing = "; ".join(f"{a}: {', '.join(v)}" for a, v in CLASSES.items())
-                raise ValueError(f"concept={concept!r}: {token!r} is not an attribute value. Known values: {listing}")
-            attr = known[token]
-            if attr in wanted and wanted[attr] != token:
-                raise ValueError(f"concept={concept!r} names two {attr}s ({wanted[attr]}, {token}); no image has both")
-            wanted[attr] = token
-        if not wanted:
-            raise ValueError(f"concept={concept!r} is empty; name one or more attribute values, e.g. 'red circle'")
         mask = np.ones(len(self), bool)
-        for attr, value in wanted.items():
+        for attr, value in parse_concept(concept).items():
             mask &= self.attributes[attr].to_numpy() == value
         return mask
 
