@@ -7,7 +7,8 @@ Notebook 04: ``mia`` (LOSS, zlib, Min-K%, Min-K%++ membership scores), ``extract
 extraction strength), ``fluency`` (perplexity, degenerate answers), ``scorecard`` (every measure with
 bootstrap intervals: ``scorecard``, ``scorecards``, ``score_model``) and ``muse`` (scalability, sustainability).
 Notebook 09: ``image`` (UnlearnCanvas-style rates); notebook 12: ``side_effects`` (damage to retain people by their
-similarity to the forgotten ones). Submodules not imported here load on first use (``cl.evaluation.side_effects``).
+similarity to the forgotten ones); notebook 13: ``policy`` (the policy scorecard and its lenses).
+Submodules not imported here load on first use (``cl.evaluation.side_effects``).
 """
 import importlib as _importlib
 
