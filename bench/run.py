@@ -7,7 +7,7 @@
 - ``loop``: the kit's training loop vs a plain ``transformers.Trainer`` on the same model, data and
   steps, side by side in one run (tokens per second, ratio);
 - ``course``: the whole course in ``fast`` mode (every notebook executed, cold cache);
-- ``methods``, ``scorecard``, ``slug``, ``t2i``, ``widgets``: the scripts ``bench/bench_<name>.py`` (issues 3-5).
+- ``methods``, ``scorecard``, ``slug``, ``t2i``, ``widgets``, ``shipped``: the scripts ``bench/bench_<name>.py`` (issues 3-5).
 
 Results accumulate in ``bench/results.json`` (one entry per benchmark, with the machine it ran on);
 ``RESULTS.md`` is rendered from it, so later benchmarks add sections without losing these.
@@ -133,7 +133,8 @@ BENCHES = {"lm": lambda: bench_model("people-lm"), "judge": lambda: bench_model(
            "scorecard": _script("bench_scorecard"),   # issue 3: scorecard throughput vs a per-example loop
            "slug": _script("bench_slug"),             # issue 4: SLUG vs iterative GA on CLIP
            "t2i": _script("bench_t2i"),               # issue 4: text-to-image sampling throughput
-           "widgets": _script("bench_widgets")}       # issue 5: explorer latency, slider to redrawn figure
+           "widgets": _script("bench_widgets"),       # issue 5: explorer latency, slider to redrawn figure
+           "shipped": _script("bench_shipped")}       # issue 4: shipped t2i weights, ready vs trained
 
 
 def render(results: dict) -> str:

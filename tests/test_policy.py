@@ -109,7 +109,7 @@ def test_bad_input_raises_clear_errors(policy):
     with pytest.raises(ValueError, match="lenses is empty"):
         P.verdicts(policy, lenses=())
     facts = cl.data.people.load(mode="fast")
-    with pytest.raises(ValueError, match="method='forget_everything'; allowed values: ga, "):
+    with pytest.raises(ValueError, match="method='forget_everything'; allowed values: dpo, filter, ga, "):
         P.design_request(facts, "forget_everything")
     with pytest.raises(ValueError, match="lens='gdpr'"):
         P.design_request(facts, "npo", lens="gdpr")

@@ -213,7 +213,7 @@ def design_request(facts, method: str, hparams: dict | None = None, *, lens: str
     from ..unlearning import METHODS
 
     _lens(lens)
-    text = [m for m, info in METHODS.items() if info.modality == "text"]
+    text = sorted(m for m, info in METHODS.items() if info.modality == "text")
     if method not in text:
         raise ValueError(f"method={method!r}; allowed values: {', '.join(text)}")
     chosen = facts.custom_split(people, attributes, name="request") if people is not None else facts.split(split)
