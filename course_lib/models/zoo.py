@@ -179,7 +179,7 @@ def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = 
     when the model is trained (e.g. ``cl.plots.LiveLoss()``). Known names: :func:`available`.
     ``shipped``: with no valid cache entry, unpack the kit's shipped export of this very recipe if one
     matches the key exactly (``data/zoo/``, :mod:`course_lib.models.shipped`) instead of training;
-    ``shipped=False`` trains.
+    ``shipped=False`` trains, and so does a call with ``callbacks`` (the caller wants to watch training).
     """
     from ..runtime import seed_everything
 
