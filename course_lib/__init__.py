@@ -9,9 +9,9 @@ The public API (a contract: notebooks, exercises and tests depend on it; see sha
 """
 from . import runtime as _runtime  # noqa: F401  (sets the offline guard before any HF import)
 from .runtime import MODES, Runtime, setup
-from . import attacks, data, evaluation, plots, train, checks, models, unlearning, widgets
+from . import attacks, claims, data, evaluation, plots, train, checks, models, unlearning, widgets
 from .models import zoo
 from .unlearning import METHODS, unlearn
 
-__all__ = ["attacks", "MODES", "Runtime", "setup", "data", "evaluation", "plots", "train", "zoo", "checks", "models", "unlearning", "widgets", "METHODS", "unlearn"]
+__all__ = ["attacks", "claims", "MODES", "Runtime", "setup", "data", "evaluation", "plots", "train", "zoo", "checks", "models", "unlearning", "widgets", "METHODS", "unlearn"]
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ Exposed on their own so that anyone can check them against their own computation
 - :func:`min_k_percent`: Min-K% Prob (Shi et al. 2024), the mean of the k % lowest token log-probs.
 - :func:`zlib_ratio`: Carlini et al. (2021)'s zlib membership score, -(loss) / zlib entropy of the text.
 - :func:`rouge_l_recall`: ROUGE-L recall of a prediction against a reference (the ``rouge-score`` package).
+- :func:`bootstrap_mean`: a percentile-bootstrap interval of a mean (the claim checks, notebook 02).
 """
 from __future__ import annotations
 
@@ -93,3 +94,17 @@ def rouge_l_recall(prediction: str, reference: str) -> float:
 
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     return float(scorer.score(reference, prediction)["rougeL"].recall)
+
+
+def bootstrap_mean(values, ci: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap ``ci`` interval of the mean of ``values`` (e.g. per-question correctness).
+
+    What the claim checks compare with their thresholds (``cl.claims.at_least(label, interval, t)``), so a
+    claim does not rest on one question. Seeded: the same values give the same interval."""
+    arr = _as_1d(values, "values")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci={ci!r} must lie strictly between 0 and 1")
+    idx = np.random.default_rng(seed).integers(0, arr.size, size=(n_boot, arr.size))
+    a = (1 - ci) / 2 * 100
+    lo, hi = np.percentile(arr[idx].mean(1), [a, 100 - a])
+    return float(lo), float(hi)
