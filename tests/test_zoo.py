@@ -123,3 +123,20 @@ def test_same_seed_same_weights_and_metrics(rt, tiny):
     wa, wb = _weights(a), _weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert ia["train_accuracy"] == ib["train_accuracy"] and ia["final_loss"] == ib["final_loss"]
+
+
+def test_train_writes_no_cache_and_load_can_cache_what_was_trained(rt, tiny, capsys):
+    """Notebook 02: cl.zoo.train runs live; cl.zoo.load(..., trained=) caches that run where no reference exists."""
+    mine = cl.zoo.train("people-lm", rt)
+    assert not zoo.entry_path("people-lm", rt).exists(), "zoo.train must not write the cache"
+    assert mine.zoo_info["train_seconds"] > 0 and "train_accuracy" in mine.zoo_info
+    capsys.readouterr()
+    ref = cl.zoo.load("people-lm", rt, trained=mine)
+    out = capsys.readouterr().out
+    assert ref is mine and "caching the model you trained" in out and "training" not in out
+    again = cl.zoo.load("people-lm", rt, trained=mine)
+    assert "loaded people-lm from the cache" in capsys.readouterr().out
+    assert all(torch.equal(a, b) for a, b in zip(_weights(mine).values(), _weights(again).values()))
+    split = people.load(rt).split("forget05")
+    with pytest.raises(ValueError, match="trained= must be a model"):
+        cl.zoo.load("people-lm", rt, exclude=split.forget, trained=mine)

@@ -1,5 +1,8 @@
 """Weights the kit ships, for base models whose recipe takes longer than a few minutes on a 2-core CPU
-(notebook 09: the text-to-image model trains in about 7 min in ``default`` mode).
+(notebook 09: the text-to-image model trains in about 7 min in ``default`` mode) and for every model the
+notebooks stand on (the people LM and its gold models, the shape judge): with the weights shipped, every
+learner on every CPU starts from the same weights, so a claim does not move with the float summation
+order of one machine's training run (the portable-claims issue).
 
 ``data/zoo/<name>/<entry>/`` holds an *export* of one zoo entry: the files the recipe's ``save_pretrained``
 writes, with the weights in float16 (half the bytes), and ``shipped.json``: the entry's full key (name,
@@ -15,6 +18,8 @@ The exports are the kit's own recipe's output, nothing downloaded. Regenerate on
 into the cache first if needed, then measures and writes it):
 
     python -m course_lib.models.shipped shapes-t2i --mode default
+    python -m course_lib.models.shipped people-lm --mode fast --exclude forget05
+    python -m course_lib.models.shipped all --mode fast          # every entry of EXPORTS
 
 ``tests/test_shipped.py`` checks that every export still matches its recipe's key and its hashes, that
 the unpacked model still scores its recorded metrics, and that the recipe, retrained in ``fast`` mode,
@@ -23,6 +28,7 @@ reproduces the ``fast`` export's metrics.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 from pathlib import Path
 
@@ -95,7 +101,34 @@ def unpack(name: str, rt, exclude=None, verbose: bool = True):
     return model
 
 
-def measure(name: str, model, rt) -> dict:
+# Every export the kit ships, per mode: (zoo name, what it excludes). An exclusion names how the notebooks
+# build it: "forget05" is ``facts.split("forget05").forget`` (notebooks 02-13 load its gold model),
+# "forget05-phones" the phone numbers of those people (notebook 11), "purple triangle" the shapes concept
+# of notebook 11. tests/test_shipped.py checks that each one exists and matches its recipe.
+EXPORTS: tuple[tuple[str, str | None], ...] = (
+    ("shape-judge", None), ("shapes-clip", None), ("shapes-t2i", None), ("shapes-t2i", "purple triangle"),
+    ("people-lm", None), ("people-lm", "forget05"), ("people-lm", "forget05-phones"))
+SHIPPED_MODES = ("fast", "default")
+
+
+def exclusion(name: str, what: str | None, rt):
+    """The ``exclude=`` argument for one entry of :data:`EXPORTS` (None: the base model)."""
+    if what is None:
+        return None
+    if name == "people-lm":
+        from ..data import people
+        facts = people.load(rt)
+        split_name, _, attribute = what.partition("-")
+        split = facts.split(split_name)
+        if not attribute:
+            return split.forget
+        return facts.custom_split(split.forget_people, attributes=attribute.rstrip("s"),
+                                  name=f"{split_name}-{attribute}").forget
+    from ..data import shapes as shapes_data
+    return shapes_data.load(rt).split(what).forget
+
+
+def measure(name: str, model, rt, exclude=None) -> dict:
     """The metrics recorded with an export (and checked again by the tests)."""
     if name == "shapes-t2i":
         from ..evaluation.image import prompt_fidelity
@@ -106,15 +139,34 @@ def measure(name: str, model, rt) -> dict:
         from .clip_train import heldout_zero_shot
         from ..data import shapes as shapes_data
         return {k: round(float(v), 4) for k, v in heldout_zero_shot(model, shapes_data.load(rt)).items()}
-    raise ValueError(f"name={name!r} has no shipped metrics; allowed values: shapes-t2i, shapes-clip")
+    if name == "shape-judge":
+        from .classifier import heldout_accuracy
+        from ..data import shapes as shapes_data
+        return heldout_accuracy(model, shapes_data.load(rt))
+    if name == "people-lm":
+        from ..data import people
+        from ..evaluation.text import answer_accuracy
+        facts = people.load(rt)
+        ids = set(zoo.recipe(name).exclude_ids(exclude, rt)) if exclude is not None else set()
+        out = {"train_accuracy": answer_accuracy(model, facts.qa.exclude(ids)),
+               "holdout_accuracy": answer_accuracy(model, facts.holdout)}
+        if ids:
+            out["excluded_accuracy"] = answer_accuracy(model, people.QASet(q for q in facts.qa if q.id in ids))
+        return {k: round(float(v), 4) for k, v in out.items()}
+    raise ValueError(f"name={name!r} has no shipped metrics; allowed values: people-lm, shape-judge, "
+                     "shapes-clip, shapes-t2i")
+
+
+def _copy(model):
+    return model.clone() if hasattr(model, "clone") else copy.deepcopy(model)
 
 
 def export(name: str, rt, exclude=None) -> Path:
     """Export the cached (trained if needed) entry for (name, rt, exclude) into ``data/zoo/`` in float16."""
     model = zoo.load(name, rt, exclude=exclude, shipped=False)
     key = zoo.cache_key(name, rt, exclude)
-    half = model.clone().to(torch.float16)
-    metrics = measure(name, half.clone().to(torch.float32), rt)  # measured on the weights that ship
+    half = _copy(model).to(torch.float16)
+    metrics = measure(name, _copy(half).to(torch.float32), rt, exclude)  # measured on the weights that ship
     dest = export_path(name, rt, exclude)
     size = 0
 
@@ -131,15 +183,45 @@ def export(name: str, rt, exclude=None) -> Path:
     return dest
 
 
+def export_all(modes=SHIPPED_MODES, seed: int = 0, force: bool = False) -> list[Path]:
+    """Export every entry of :data:`EXPORTS` for ``modes`` (training what the cache lacks).
+
+    An export that exists and matches its key is kept (the notebooks' thresholds were measured on it);
+    ``force=True`` retrains and replaces it."""
+    from ..runtime import setup
+
+    paths = []
+    for mode in modes:
+        rt = setup(mode=mode, seed=seed, verbose=False)
+        for name, what in EXPORTS:
+            exclude = exclusion(name, what, rt)
+            found = find(name, rt, exclude)
+            if found is not None and not force:
+                verify(found, zoo.cache_key(name, rt, exclude))
+                print(f"kept {_shown(found)} (it matches its recipe; --force replaces it)")
+                paths.append(found)
+                continue
+            paths.append(export(name, rt, exclude))
+    return paths
+
+
 def main(argv=None) -> None:
     from ..runtime import setup
 
+    names = sorted({n for n, _ in EXPORTS})
     ap = argparse.ArgumentParser(description="Export a trained zoo model into data/zoo/ (float16).")
-    ap.add_argument("name", choices=["shapes-clip", "shapes-t2i"])
+    ap.add_argument("name", choices=names + ["all"], help="a zoo name, or 'all' for every entry of EXPORTS")
     ap.add_argument("--mode", default="default", choices=["fast", "default", "full"])
+    ap.add_argument("--exclude", default=None,
+                    help="what the model is trained without, as in EXPORTS (e.g. forget05, forget05-phones)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--force", action="store_true", help="with 'all': replace exports that already match")
     args = ap.parse_args(argv)
-    export(args.name, setup(mode=args.mode, seed=args.seed, verbose=False))
+    if args.name == "all":
+        export_all((args.mode,), args.seed, args.force)
+        return
+    rt = setup(mode=args.mode, seed=args.seed, verbose=False)
+    export(args.name, rt, exclusion(args.name, args.exclude, rt))
 
 
 if __name__ == "__main__":

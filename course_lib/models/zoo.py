@@ -171,7 +171,7 @@ def _write_entry(model, r: Recipe, key: dict, path: Path, info: dict) -> None:
 
 
 def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = True, callbacks=(),
-         shipped: bool = True):
+         shipped: bool = True, trained=None):
     """Return the trained model ``name`` for this runtime, training it once and caching it.
 
     ``exclude``: examples to leave out of training (e.g. ``split.forget``): the retrained gold model.
@@ -180,9 +180,9 @@ def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = 
     ``shipped``: with no valid cache entry, unpack the kit's shipped export of this very recipe if one
     matches the key exactly (``data/zoo/``, :mod:`course_lib.models.shipped`) instead of training;
     ``shipped=False`` trains, and so does a call with ``callbacks`` (the caller wants to watch training).
+    ``trained``: a model of this very recipe just trained by :func:`train` (notebook 02): where neither a
+    cache entry nor a shipped export exists (``full`` mode), it becomes the entry instead of a second training run.
     """
-    from ..runtime import seed_everything
-
     r = recipe(name)
     key = cache_key(name, rt, exclude)
     path = entry_path(name, rt, exclude)
@@ -206,17 +206,40 @@ def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = 
             model = None
         if model is not None:
             return model
-    if verbose:
-        print(f"zoo: training {what} (mode={rt.mode}); it is cached after this first time")
-    seed_everything(rt.seed)
-    start = time.perf_counter()
-    model = r.train(rt, key["exclude"], callbacks=callbacks) if callbacks else r.train(rt, key["exclude"])
-    info = {"train_seconds": round(time.perf_counter() - start, 2),
-            "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-            **getattr(model, "zoo_info", {})}
+    if trained is not None and not rebuild:
+        if getattr(trained, "zoo_info", {}).get("recipe_key") != _key_digest(key):
+            raise ValueError(f"trained= must be a model that cl.zoo.train({name!r}, rt, exclude) returned for this "
+                             "very runtime and exclude set; got one trained for another key")
+        model = trained
+        if verbose:
+            print(f"zoo: no reference for {what} (mode={rt.mode}) is shipped or cached; caching the model you trained")
+    else:
+        if verbose:
+            print(f"zoo: training {what} (mode={rt.mode}); it is cached after this first time")
+        model = train(name, rt, exclude, callbacks=callbacks)
+    info = model.zoo_info
     _write_entry(model, r, key, path, info)
     if verbose:
         print(f"zoo: trained {what} in {info['train_seconds']:.1f} s; saved to {path}")
+    return model
+
+
+def train(name: str, rt, exclude=None, *, callbacks=()):
+    """Train the recipe ``name`` from scratch here (seeded), without reading or writing the cache.
+
+    Notebook 02 trains the people LM live this way and then compares it with the reference that
+    :func:`load` returns (the kit's shipped weights, identical on every machine). The model's
+    ``zoo_info`` holds its training time and the recipe's metrics."""
+    from ..runtime import seed_everything
+
+    r = recipe(name)
+    ids = None if exclude is None else sorted(str(i) for i in r.exclude_ids(exclude, rt))
+    seed_everything(rt.seed)
+    start = time.perf_counter()
+    model = r.train(rt, ids, callbacks=callbacks) if callbacks else r.train(rt, ids)
+    model.zoo_info = {"train_seconds": round(time.perf_counter() - start, 2),
+                      "trained_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                      "recipe_key": _key_digest(cache_key(name, rt, exclude)), **getattr(model, "zoo_info", {})}
     return model
 
 
