@@ -16,10 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Set before anything imports course_lib, so every test and every notebook kernel sees them.
 os.environ["KIT_MODE"] = "fast"
-# One torch thread: the fast-mode models are trained briefly, so their numbers depend on the float
-# summation order, which changes with the thread count. The notebooks' fast thresholds were measured
-# with one thread; with it, a test run reproduces them on any machine of this CPU type.
-os.environ.setdefault("KIT_THREADS", "1")
+# No thread pin: the notebooks stand on shipped weights (data/zoo/), identical on every machine, and
+# their claims leave margins for what live runs change with the CPU and thread count (.ci/run checks
+# 1 and 2 threads and several CPU code paths). KIT_THREADS stays a knob for speed, set by the caller.
 _OWN_CACHE = None
 if not os.environ.get("KIT_CACHE_DIR"):
     _OWN_CACHE = os.environ["KIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="kit-cache-")
