@@ -7,7 +7,7 @@
 - ``loop``: the kit's training loop vs a plain ``transformers.Trainer`` on the same model, data and
   steps, side by side in one run (tokens per second, ratio);
 - ``course``: the whole course in ``fast`` mode (every notebook executed, cold cache);
-- ``methods``, ``scorecard``, ``slug``, ``t2i``, ``widgets``, ``shipped``: the scripts ``bench/bench_<name>.py`` (issues 3-5).
+- ``methods``, ``scorecard``, ``slug``, ``t2i``, ``widgets``, ``shipped``, ``reference``: the scripts ``bench/bench_<name>.py`` (issues 3-5, 14).
 
 Results accumulate in ``bench/results.json`` (one entry per benchmark, with the machine it ran on);
 ``RESULTS.md`` is rendered from it, so later benchmarks add sections without losing these.
@@ -134,15 +134,19 @@ BENCHES = {"lm": lambda: bench_model("people-lm"), "judge": lambda: bench_model(
            "slug": _script("bench_slug"),             # issue 4: SLUG vs iterative GA on CLIP
            "t2i": _script("bench_t2i"),               # issue 4: text-to-image sampling throughput
            "widgets": _script("bench_widgets"),       # issue 5: explorer latency, slider to redrawn figure
-           "shipped": _script("bench_shipped")}       # issue 4: shipped t2i weights, ready vs trained
+           "shipped": _script("bench_shipped"),       # issue 4: shipped t2i weights, ready vs trained
+           "reference": _script("bench_reference")}   # issue 14: live training vs the shipped reference
 
 
 def render(results: dict) -> str:
     lines = ["# Benchmark results", "",
              "Written by `python bench/run.py` (or `make bench`); each section names the machine it ran on.", ""]
     for name, r in results.items():
-        lines += [f"## {name}", "", f"- machine: {r['machine']}", f"- when: {r['when']}", "", "```json",
-                  json.dumps(r["result"], indent=1), "```", ""]
+        lines += [f"## {name}", "", f"- machine: {r['machine']}", f"- when: {r['when']}", ""]
+        if isinstance(r["result"], dict) and "markdown" in r["result"]:  # a section that renders itself (claims.py)
+            lines += [r["result"]["markdown"], ""]
+        else:
+            lines += ["```json", json.dumps(r["result"], indent=1), "```", ""]
     return "\n".join(lines)
 
 
