@@ -4,6 +4,8 @@
 #                  it (default: the CPU build 2.13.0; see README "Running on a GPU")
 #   KIT_MODE       fast | default | full, for `make lab` and `make course` (`make test` uses fast)
 #   KIT_CACHE_DIR  where trained models are cached (default: .cache/ in this folder)
+#   TEST_WORKERS   parallel pytest workers for `make test` (default: one per logical core, at most 4;
+#                  each gets an equal share of the cores as KIT_THREADS unless you set it; 0: no workers)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,6 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 KIT_MODE ?= default
 KIT_CACHE_DIR ?= $(CURDIR)/.cache
 PORT ?= 8888
+TEST_WORKERS ?= logical
 export KIT_CACHE_DIR
 
 # The stamp names the torch spec: change TORCH_SPEC (or pyproject.toml) and `make install` runs again.
@@ -33,7 +36,7 @@ lab: $(STAMP)
 	KIT_MODE=$(KIT_MODE) KIT_PYTHON=$(PY) bin/lab --port=$(PORT)
 
 test: $(STAMP)
-	KIT_MODE=fast $(PY) -m pytest
+	KIT_MODE=fast $(PY) -m pytest -n $(TEST_WORKERS) --maxprocesses=4 --dist loadgroup
 
 course: $(STAMP)
 	KIT_MODE=$(KIT_MODE) $(PY) bin/run_notebooks --out build/notebooks

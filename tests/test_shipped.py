@@ -27,7 +27,7 @@ def test_the_kit_ships_every_model_the_notebooks_stand_on(monkeypatch, tmp_path)
     for mode in shipped.SHIPPED_MODES:
         monkeypatch.setenv("KIT_CACHE_DIR", str(tmp_path))
         rt = cl.setup(mode=mode, verbose=False)
-        for name, what in shipped.EXPORTS:
+        for name, what in shipped.exports(mode):
             if shipped.find(name, rt, shipped.exclusion(name, what, rt)) is None:
                 missing.append(f"{name} ({mode}, exclude={what})")
     assert not missing, ("not shipped: " + ", ".join(missing) +
@@ -143,7 +143,7 @@ def test_a_corrupt_export_is_reported_and_never_used(tiny_export, capsys):
 
 
 def test_measure_knows_only_the_shipped_names(rt):
-    with pytest.raises(ValueError, match="allowed values: people-lm, shape-judge, shapes-clip, shapes-t2i"):
+    with pytest.raises(ValueError, match="allowed values: people-lm, people-lm-sisa<k>-shard<j>, shape-judge"):
         shipped.measure("sisa-lm", None, rt)
 
 

@@ -109,12 +109,30 @@ EXPORTS: tuple[tuple[str, str | None], ...] = (
     ("shape-judge", None), ("shapes-clip", None), ("shapes-t2i", None), ("shapes-t2i", "purple triangle"),
     ("people-lm", None), ("people-lm", "forget05"), ("people-lm", "forget05-phones"))
 SHIPPED_MODES = ("fast", "default")
+# Notebook 07's SISA ensembles: every shard of every k it trains (k = 1 is the base model's own entry, above).
+# Its one-request retrains stay live: retraining one shard in front of the learner is the lesson.
+SISA_KS = {"fast": (2, 4), "default": (2, 4, 8)}
+
+
+def exports(mode: str) -> tuple[tuple[str, str | None], ...]:
+    """Every export the kit ships for ``mode``: :data:`EXPORTS` and the SISA shards of :data:`SISA_KS`."""
+    from .sisa_lm import shard_recipe_name
+    return EXPORTS + tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
 
 
 def exclusion(name: str, what: str | None, rt):
     """The ``exclude=`` argument for one entry of :data:`EXPORTS` (None: the base model)."""
     if what is None:
         return None
+    if name.startswith("people-lm-sisa"):  # a SISA shard: how well it knows its own people, and strangers
+        from ..data import people
+        from ..evaluation.text import answer_accuracy
+        from .sisa_lm import cached_facts
+        facts = cached_facts(rt.mode)
+        ids = set(zoo.recipe(name).exclude_ids(exclude, rt)) if exclude is not None else set()
+        own = facts.qa.filter(person=list(zoo.recipe(name).people(rt))).exclude(ids)
+        return {"own_accuracy": round(float(answer_accuracy(model, own)), 4),
+                "holdout_accuracy": round(float(answer_accuracy(model, facts.holdout)), 4)}
     if name == "people-lm":
         from ..data import people
         facts = people.load(rt)
@@ -143,6 +161,15 @@ def measure(name: str, model, rt, exclude=None) -> dict:
         from .classifier import heldout_accuracy
         from ..data import shapes as shapes_data
         return heldout_accuracy(model, shapes_data.load(rt))
+    if name.startswith("people-lm-sisa"):  # a SISA shard: how well it knows its own people, and strangers
+        from ..data import people
+        from ..evaluation.text import answer_accuracy
+        from .sisa_lm import cached_facts
+        facts = cached_facts(rt.mode)
+        ids = set(zoo.recipe(name).exclude_ids(exclude, rt)) if exclude is not None else set()
+        own = facts.qa.filter(person=list(zoo.recipe(name).people(rt))).exclude(ids)
+        return {"own_accuracy": round(float(answer_accuracy(model, own)), 4),
+                "holdout_accuracy": round(float(answer_accuracy(model, facts.holdout)), 4)}
     if name == "people-lm":
         from ..data import people
         from ..evaluation.text import answer_accuracy
@@ -153,8 +180,8 @@ def measure(name: str, model, rt, exclude=None) -> dict:
         if ids:
             out["excluded_accuracy"] = answer_accuracy(model, people.QASet(q for q in facts.qa if q.id in ids))
         return {k: round(float(v), 4) for k, v in out.items()}
-    raise ValueError(f"name={name!r} has no shipped metrics; allowed values: people-lm, shape-judge, "
-                     "shapes-clip, shapes-t2i")
+    raise ValueError(f"name={name!r} has no shipped metrics; allowed values: people-lm, people-lm-sisa<k>-shard<j>, "
+                     "shape-judge, shapes-clip, shapes-t2i")
 
 
 def _copy(model):
@@ -193,7 +220,7 @@ def export_all(modes=SHIPPED_MODES, seed: int = 0, force: bool = False) -> list[
     paths = []
     for mode in modes:
         rt = setup(mode=mode, seed=seed, verbose=False)
-        for name, what in EXPORTS:
+        for name, what in exports(mode):
             exclude = exclusion(name, what, rt)
             found = find(name, rt, exclude)
             if found is not None and not force:
@@ -208,7 +235,7 @@ def export_all(modes=SHIPPED_MODES, seed: int = 0, force: bool = False) -> list[
 def main(argv=None) -> None:
     from ..runtime import setup
 
-    names = sorted({n for n, _ in EXPORTS})
+    names = sorted({n for mode in SHIPPED_MODES for n, _ in exports(mode)})
     ap = argparse.ArgumentParser(description="Export a trained zoo model into data/zoo/ (float16).")
     ap.add_argument("name", choices=names + ["all"], help="a zoo name, or 'all' for every entry of EXPORTS")
     ap.add_argument("--mode", default="default", choices=["fast", "default", "full"])

@@ -12,9 +12,11 @@ A model family plugs in by registering a :class:`Recipe` with :func:`register`.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -90,6 +92,10 @@ def _import_models() -> None:
 def recipe(name: str) -> Recipe:
     """The :class:`Recipe` registered under ``name``; unknown names are a clear error."""
     _import_models()
+    shard = re.fullmatch(r"people-lm-sisa(\d+)-shard(\d+)", name)
+    if name not in _REGISTRY and shard and int(shard[2]) < int(shard[1]):  # SISA shards register on first use
+        from .sisa_lm import shard_recipe_name
+        shard_recipe_name(int(shard[1]), int(shard[2]))
     if name not in _REGISTRY:
         raise ValueError(f"name={name!r} is not in the zoo; allowed values: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]()
@@ -157,9 +163,19 @@ def write_atomically(path: Path, save: Callable[[Path], None], meta: Callable[[d
         save(tmp)
         files = {str(p.relative_to(tmp)): _sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / meta_name).write_text(json.dumps(meta(files, tmp), indent=1, sort_keys=True, default=str))
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if path.exists():  # move the old entry aside in one step, so no reader sees half of it
+            old = Path(tempfile.mkdtemp(prefix=f".old-{path.name}-", dir=path.parent))
+            try:
+                os.replace(path, old / "entry")
+            except FileNotFoundError:  # another process moved it first
+                pass
+            shutil.rmtree(old, ignore_errors=True)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:  # another process (a parallel test worker) put the same entry in place first
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not (path / meta_name).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

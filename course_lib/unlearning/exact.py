@@ -82,15 +82,18 @@ def train_sisa(facts, rt, k: int, aggregation: str = "confidence", verbose: bool
         raise ValueError(f"facts are for mode {facts.mode!r} but rt.mode is {rt.mode!r}")
     people = assign_people(facts, k, rt.seed)
     check_aggregation(aggregation)
-    shards, costs, fresh = [], [], 0
+    shards, costs, fresh, unpacked = [], [], 0, 0
     for j in range(k):
         name = shard_recipe_name(k, j)
-        fresh += not (zoo.entry_path(name, rt) / zoo.MANIFEST).is_file()
+        new = not (zoo.entry_path(name, rt) / zoo.MANIFEST).is_file()
         shards.append(zoo.load(name, rt, verbose=False))
         costs.append(zoo.info(name, rt))
+        shipped = new and "unpacked_from" in costs[-1]
+        fresh, unpacked = fresh + (new and not shipped), unpacked + shipped
     if verbose:
         print(f"SISA k={k}: shards of {[len(p) for p in people]} people (+ the world facts), "
-              f"{[c['steps'] for c in costs]} steps; {fresh} trained now, {k - fresh} from the cache")
+              f"{[c['steps'] for c in costs]} steps; {fresh} trained now, {unpacked} unpacked from the kit's shipped "
+              f"weights (data/zoo/), {k - fresh - unpacked} from the cache")
     return SISAEnsemble(shards, people, mode=rt.mode, seed=rt.seed, aggregation=aggregation, costs=costs)
 
 
