@@ -124,15 +124,6 @@ def exclusion(name: str, what: str | None, rt):
     """The ``exclude=`` argument for one entry of :data:`EXPORTS` (None: the base model)."""
     if what is None:
         return None
-    if name.startswith("people-lm-sisa"):  # a SISA shard: how well it knows its own people, and strangers
-        from ..data import people
-        from ..evaluation.text import answer_accuracy
-        from .sisa_lm import cached_facts
-        facts = cached_facts(rt.mode)
-        ids = set(zoo.recipe(name).exclude_ids(exclude, rt)) if exclude is not None else set()
-        own = facts.qa.filter(person=list(zoo.recipe(name).people(rt))).exclude(ids)
-        return {"own_accuracy": round(float(answer_accuracy(model, own)), 4),
-                "holdout_accuracy": round(float(answer_accuracy(model, facts.holdout)), 4)}
     if name == "people-lm":
         from ..data import people
         facts = people.load(rt)
@@ -161,21 +152,14 @@ def measure(name: str, model, rt, exclude=None) -> dict:
         from .classifier import heldout_accuracy
         from ..data import shapes as shapes_data
         return heldout_accuracy(model, shapes_data.load(rt))
-    if name.startswith("people-lm-sisa"):  # a SISA shard: how well it knows its own people, and strangers
+    if name == "people-lm" or name.startswith("people-lm-sisa"):  # a SISA shard is scored on its own people
         from ..data import people
         from ..evaluation.text import answer_accuracy
-        from .sisa_lm import cached_facts
-        facts = cached_facts(rt.mode)
-        ids = set(zoo.recipe(name).exclude_ids(exclude, rt)) if exclude is not None else set()
-        own = facts.qa.filter(person=list(zoo.recipe(name).people(rt))).exclude(ids)
-        return {"own_accuracy": round(float(answer_accuracy(model, own)), 4),
-                "holdout_accuracy": round(float(answer_accuracy(model, facts.holdout)), 4)}
-    if name == "people-lm":
-        from ..data import people
-        from ..evaluation.text import answer_accuracy
-        facts = people.load(rt)
-        ids = set(zoo.recipe(name).exclude_ids(exclude, rt)) if exclude is not None else set()
-        out = {"train_accuracy": answer_accuracy(model, facts.qa.exclude(ids)),
+        facts, r = people.load(rt), zoo.recipe(name)
+        ids = set(r.exclude_ids(exclude, rt)) if exclude is not None else set()
+        shard = name != "people-lm"
+        trained = facts.qa.filter(person=list(r.people(rt))) if shard else facts.qa
+        out = {"own_accuracy" if shard else "train_accuracy": answer_accuracy(model, trained.exclude(ids)),
                "holdout_accuracy": answer_accuracy(model, facts.holdout)}
         if ids:
             out["excluded_accuracy"] = answer_accuracy(model, people.QASet(q for q in facts.qa if q.id in ids))
