@@ -10,6 +10,7 @@ its margin is wide compared with how much the measured value moves between CPUs 
 
 ``measured`` may be a number or a ``(low, high)`` interval (a bootstrap interval, or the range over seeds):
 an ``at_least`` claim then needs its *low* end above the threshold, an ``at_most`` claim its *high* end below.
+:func:`difference` gives the interval of a difference of two such measurements.
 
 Set ``KIT_CLAIMS_LOG`` to a file and every claim is also appended to it as one JSON line (what
 ``bench/claims.py`` reads). Notebook 02 introduces these checks.
@@ -21,7 +22,7 @@ import math
 import os
 from typing import Sequence
 
-__all__ = ["at_least", "at_most", "record", "read_log"]
+__all__ = ["at_least", "at_most", "difference", "record", "read_log"]
 
 
 def _ends(measured) -> tuple[float, float]:
@@ -84,3 +85,12 @@ def at_least(label: str, measured: float | Sequence[float], threshold: float, *,
 def at_most(label: str, measured: float | Sequence[float], threshold: float, *, notebook: str | None = None) -> float:
     """Check ``measured <= threshold`` (an interval: its high end); print and return the margin."""
     return _check(label, measured, threshold, "<=", notebook)
+
+
+def difference(a, b) -> tuple[float, float]:
+    """The interval of ``a - b`` for two measurements (numbers or ``(low, high)`` intervals): from
+    ``a``'s low end minus ``b``'s high end to ``a``'s high end minus ``b``'s low end. Conservative: a
+    claim that ``a`` exceeds ``b`` by a margin holds for every pair of values inside the two intervals."""
+    a_lo, a_hi = _ends(a)
+    b_lo, b_hi = _ends(b)
+    return a_lo - b_hi, a_hi - b_lo

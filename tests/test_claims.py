@@ -98,3 +98,10 @@ def test_compare_with_reference_reports_each_set_and_the_tolerance(rt):
         cl.evaluation.reference.compare(mine, mine, {}, 0.1)
     with pytest.raises(ValueError, match="tolerance="):
         cl.evaluation.reference.compare(mine, mine, {"train": qa}, 2)
+
+
+def test_difference_of_intervals_is_conservative():
+    assert cl.claims.difference((0.7, 0.9), (0.1, 0.3)) == pytest.approx((0.4, 0.8))
+    assert cl.claims.difference(0.5, 0.2) == pytest.approx((0.3, 0.3))
+    with pytest.raises(ValueError, match="low end"):
+        cl.claims.difference((0.9, 0.1), 0.0)

@@ -6,6 +6,7 @@ import course_lib as cl
 from course_lib.data import shapes as S
 from course_lib.models import classifier as C
 from course_lib.models import zoo
+from tests.tiny import own_fast_shapes_models
 
 TINY = {"channels": [4, 8], "hidden": 16, "num_steps": 30, "batch_size": 32, "lr": 1e-2}
 
@@ -13,6 +14,7 @@ TINY = {"channels": [4, 8], "hidden": 16, "num_steps": 30, "batch_size": 32, "lr
 @pytest.fixture
 def tiny(monkeypatch):
     monkeypatch.setitem(C.PRESETS, "fast", TINY)
+    own_fast_shapes_models(monkeypatch)
 
 
 @pytest.fixture(scope="module")

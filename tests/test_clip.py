@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from course_lib.models.clip import ClipPreset
+from tests.tiny import own_fast_shapes_models
 
 # A CLIP that trains in a few seconds and still sees colours (zero-shot colour accuracy ~0.75 on fast data).
 TINY_CLIP = ClipPreset(width=32, layers=1, heads=2, patch_size=4, projection_dim=16, num_steps=80, batch_size=32,
@@ -16,6 +17,7 @@ def use_tiny_clip(monkeypatch):
     from course_lib.models import clip
 
     monkeypatch.setitem(clip.PRESETS, "fast", TINY_CLIP)
+    own_fast_shapes_models(monkeypatch)
 
 
 def _weights(clip):

@@ -95,3 +95,22 @@ def test_rendering_is_deterministic(data):
     assert np.array_equal(again, data.images[7].numpy())
     with pytest.raises(ValueError, match="allowed values"):
         data.render("hexagon", "red")
+
+
+def test_sample_draws_a_seeded_subset_in_order(data):
+    forget = data.split("circle").forget_set
+    a, b = forget.sample(20, seed=1), forget.sample(20, seed=1)
+    assert len(a) == 20 and list(a.indices) == list(b.indices) and list(a.indices) == sorted(a.indices)
+    assert set(a.indices) <= set(forget.indices) and a.concept == "circle"
+    assert list(forget.sample(20, seed=2).indices) != list(a.indices)
+    i = int(np.searchsorted(forget.indices, a.indices[3]))
+    assert a.captions[3] == forget.captions[i] and torch.equal(a.images[3], forget.images[i])
+    assert int(a.labels["shape"][3]) == int(forget.labels["shape"][i]) and a.ids[3] == forget.ids[i]
+    assert forget.sample(None) is forget and forget.sample(10 ** 6) is forget
+    with pytest.raises(ValueError, match="positive number"):
+        forget.sample(0)
+
+
+def test_fast_mode_shares_default_images():
+    """Fast mode loads default's shapes models (their recipes' mode_aliases), so it must see default's images."""
+    assert S.PRESETS["fast"] == S.PRESETS["default"]

@@ -11,6 +11,7 @@ import course_lib as cl
 from course_lib.models import clip as C
 from course_lib.models import shipped, zoo
 from course_lib.models import t2i as T
+from tests.tiny import own_fast_shapes_models
 
 EXPORTS = sorted(p.parent for p in shipped.SHIPPED_DIR.glob(f"*/*/{shipped.META}"))
 ids = [f"{p.parent.name}/{p.name}" for p in EXPORTS]
@@ -91,6 +92,7 @@ TINY_T2I = T.T2IPreset(block_out_channels=(8, 16), down_block_types=("DownBlock2
 def tiny_export(rt, monkeypatch, tmp_path):
     monkeypatch.setitem(C.PRESETS, "fast", TINY_CLIP)
     monkeypatch.setitem(T.PRESETS, "fast", TINY_T2I)
+    own_fast_shapes_models(monkeypatch)
     monkeypatch.setattr(shipped, "SHIPPED_DIR", tmp_path / "zoo")
     monkeypatch.setattr(shipped, "measure", lambda name, model, rt, exclude=None: {"parameters": model.num_parameters()})
     path = shipped.export("shapes-t2i", rt)
@@ -164,17 +166,31 @@ def test_exclusion_builds_what_the_notebooks_exclude(rt):
 def test_fast_recipe_reproduces_the_fast_export(monkeypatch, tmp_path):
     monkeypatch.setenv("KIT_CACHE_DIR", str(tmp_path))
     rt = cl.setup(mode="fast", verbose=False)
-    # the CLIP before the t2i: the t2i recipe conditions on the cached CLIP
-    for name in ("shape-judge", "shapes-clip", "shapes-t2i", "people-lm"):
+    # In fast mode the judge and the CLIP are default's (mode_aliases): retraining them takes about 1 min. The
+    # t2i (default's too) is left out: it takes 7 min to train on 2 cores (`python -m course_lib.models.shipped
+    # shapes-t2i --mode default --force` checks it by hand).
+    for name in ("shape-judge", "shapes-clip", "people-lm"):
         path = shipped.find(name, rt)
-        assert path is not None, f"the fast {name} export is missing"
+        assert path is not None, f"the {name} export that fast mode loads is missing"
         meta = shipped.read_meta(path)
         model = zoo.load(name, rt, shipped=False, verbose=False)
         measured = shipped.measure(name, model, rt)
         print(name, "recorded", meta["metrics"], "retrained", measured)
-        # retraining moves more than inference: the t2i draws blobs in fast mode (60 samples); the people LM's
-        # accuracy within the tolerance notebook 02 states for a live run (cl.evaluation.reference)
-        tol = {"shapes-t2i": 0.15, "people-lm": cl.evaluation.reference.TOLERANCE["fast"]}.get(name, 0.05)
+        # retraining moves more than inference: the people LM's accuracy within the tolerance notebook 02 states
+        # for a live run (cl.evaluation.reference)
+        tol = {"people-lm": cl.evaluation.reference.TOLERANCE["fast"]}.get(name, 0.05)
         for k, v in meta["metrics"].items():
             if k != "n":
                 assert measured[k] == pytest.approx(v, abs=tol), (name, k)
+
+
+def test_fast_mode_loads_the_default_shapes_models(rt):
+    """Issue 14: fast mode stands on default's shipped shapes models (which draw shapes), not on weaker ones."""
+    assert rt.mode == "fast"
+    assert not any(name in ("shape-judge", "shapes-clip", "shapes-t2i") for name, _ in shipped.exports("fast"))
+    for name in ("shape-judge", "shapes-clip", "shapes-t2i"):
+        assert zoo.model_runtime(name, rt).mode == "default"
+        assert zoo.cache_key(name, rt) == zoo.cache_key(name, zoo.model_runtime(name, rt))
+        assert shipped.find(name, rt) is not None and shipped.find(name, rt).name.startswith("default-")
+    assert zoo.model_runtime("people-lm", rt) is rt, "the people LM has fast weights of its own"
+    assert shipped.read_meta(shipped.find("shapes-t2i", rt))["metrics"]["both"] >= 0.9

@@ -80,3 +80,16 @@ def test_rouge_l_recall_is_lcs_over_reference_length(pred, ref):
 def test_bad_arrays_are_clear_errors(bad):
     with pytest.raises(ValueError, match="member_scores"):
         stats.mia_auc(bad, [0.1])
+
+
+def test_proportion_interval_is_wilson_and_never_a_point():
+    from course_lib.evaluation.stats import proportion_interval
+    lo, hi = proportion_interval(1.0, 12)
+    assert hi == 1.0 and lo == pytest.approx(0.7575, abs=1e-3)  # Wilson: 12 of 12 is not certainty
+    lo, hi = proportion_interval(0.5, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    assert proportion_interval(0.25, 400)[1] - proportion_interval(0.25, 400)[0] < proportion_interval(0.25, 16)[1] - \
+        proportion_interval(0.25, 16)[0], "more samples, a narrower interval"
+    for bad in (dict(fraction=1.2, n=10), dict(fraction=0.5, n=0), dict(fraction=0.5, n=10, ci=1.0)):
+        with pytest.raises(ValueError):
+            proportion_interval(**bad)

@@ -9,6 +9,7 @@ from course_lib.models import clip as C
 from course_lib.models import t2i as T
 from course_lib.models import t2i_sampling as S
 from course_lib.models import zoo
+from tests.tiny import own_fast_shapes_models
 
 # As diffusers' own pipeline tests: a UNet with block_out_channels=(8, 16) and a couple of steps.
 TINY_T2I = T.T2IPreset(block_out_channels=(8, 16), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -149,6 +150,7 @@ def test_training_is_seeded():
 def tiny_presets(monkeypatch):
     monkeypatch.setitem(T.PRESETS, "fast", T.T2IPreset(**{**TINY_T2I.__dict__, "num_steps": 3}))
     monkeypatch.setitem(C.PRESETS, "fast", TINY_CLIP)
+    own_fast_shapes_models(monkeypatch)
 
 
 def test_zoo_trains_then_loads_from_the_cache(rt, tiny_presets, capsys):

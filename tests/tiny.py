@@ -14,6 +14,15 @@ def use_tiny_lm(monkeypatch):
     monkeypatch.setitem(people_lm.PRESETS, "fast", TINY_LM)
 
 
+def own_fast_shapes_models(monkeypatch):
+    """Make fast mode train its own shapes models (judge, CLIP, t2i) from the fast presets a test patches in,
+    instead of loading default's (the recipes' ``mode_aliases``, issue 14)."""
+    from course_lib.models import classifier, clip_train, t2i
+
+    for recipe in (classifier.ShapeJudgeRecipe, clip_train.ShapesCLIPRecipe, t2i.ShapesT2IRecipe):
+        monkeypatch.setattr(recipe, "mode_aliases", {})
+
+
 class Memoriser:
     """A stand-in for a people LM that memorised everything (notebooks 06 and 12's tests): it answers every known
     question (training, paraphrase, world) correctly, except those of ``forgotten``; ``cut=True`` cuts an

@@ -17,6 +17,7 @@ Exposed on their own so that anyone can check them against their own computation
 """
 from __future__ import annotations
 
+import math
 import zlib
 from typing import Sequence
 
@@ -108,3 +109,23 @@ def bootstrap_mean(values, ci: float = 0.95, n_boot: int = 2000, seed: int = 0) 
     a = (1 - ci) / 2 * 100
     lo, hi = np.percentile(arr[idx].mean(1), [a, 100 - a])
     return float(lo), float(hi)
+
+
+def proportion_interval(fraction: float, n: int, ci: float = 0.95) -> tuple[float, float]:
+    """Wilson score ``ci`` interval of a proportion: ``fraction`` of ``n`` trials (e.g. the share of ``n``
+    generated images the judge recognises as the prompted shape, notebooks 09-11).
+
+    Unlike a bootstrap of ``n`` zeros and ones it does not collapse to a point at 0 or 1, so a claim made
+    on 12 samples that all succeeded still carries the uncertainty of 12 samples."""
+    from statistics import NormalDist
+
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n={n!r} must be a positive number of trials")
+    if not 0 <= fraction <= 1 or math.isnan(fraction):
+        raise ValueError(f"fraction={fraction!r} must lie in [0, 1]")
+    if not 0 < ci < 1:
+        raise ValueError(f"ci={ci!r} must lie strictly between 0 and 1")
+    z = NormalDist().inv_cdf(0.5 + ci / 2)
+    centre = (fraction + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(fraction * (1 - fraction) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)

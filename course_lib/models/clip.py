@@ -65,9 +65,8 @@ class ClipPreset:
 
 PRESETS = {
     # Batches hold batch_size sampled images plus one hard-negative partner each (2 x batch_size pairs).
-    # fast: 900 training images 16x16; CI and a first look. ~25 s on 2 quiet cores (50 s measured on a
-    # contended machine); zero-shot test accuracy shape ~0.89, colour/texture/size/position >= 0.98
-    "fast": ClipPreset(width=48, layers=2, heads=4, patch_size=4, projection_dim=32, num_steps=500,
+    # fast: never trained; fast mode loads the default model (ShapesCLIPRecipe.mode_aliases), see default
+    "fast": ClipPreset(width=64, layers=2, heads=4, patch_size=4, projection_dim=64, num_steps=900,
                        batch_size=64, lr=2e-3),
     # default: 2250 training images 16x16; a laptop CPU. ~50 s on 2 quiet cores (116 s measured at load 4.5);
     # zero-shot test accuracy shape 0.96, colour/texture/size/position 1.00

@@ -86,6 +86,7 @@ class ShapesCLIPRecipe(zoo.Recipe):
     """Zoo recipe "shapes-clip": the tiny CLIP trained on the shapes training images and captions."""
 
     name = "shapes-clip"
+    mode_aliases = {"fast": "default"}  # fast mode stands on the shipped default model (issue 14)
     description = "tiny CLIP (ViT + text transformer) trained contrastively on the shapes images (notebook 10)"
 
     def preset(self, rt) -> ClipPreset:

@@ -85,6 +85,7 @@ def unpack(name: str, rt, exclude=None, verbose: bool = True):
     """Load the matching export as float32, write it into the cache as a normal zoo entry, return the model.
 
     Raises :class:`ShippedError` if the export is corrupt; returns None if there is none."""
+    rt = zoo.model_runtime(name, rt)
     path = find(name, rt, exclude)
     if path is None:
         return None
@@ -115,9 +116,13 @@ SISA_KS = {"fast": (2, 4), "default": (2, 4, 8)}
 
 
 def exports(mode: str) -> tuple[tuple[str, str | None], ...]:
-    """Every export the kit ships for ``mode``: :data:`EXPORTS` and the SISA shards of :data:`SISA_KS`."""
+    """Every export the kit ships for ``mode``: :data:`EXPORTS` and the SISA shards of :data:`SISA_KS`.
+
+    A recipe that uses another mode's model in ``mode`` (``Recipe.mode_aliases``: the shapes models in fast
+    mode use default's) ships nothing of its own for ``mode``."""
     from .sisa_lm import shard_recipe_name
-    return EXPORTS + tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
+    own = tuple(e for e in EXPORTS if zoo.recipe(e[0]).mode_aliases.get(mode, mode) == mode)
+    return own + tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
 
 
 def exclusion(name: str, what: str | None, rt):
@@ -174,6 +179,7 @@ def _copy(model):
 
 def export(name: str, rt, exclude=None) -> Path:
     """Export the cached (trained if needed) entry for (name, rt, exclude) into ``data/zoo/`` in float16."""
+    rt = zoo.model_runtime(name, rt)
     model = zoo.load(name, rt, exclude=exclude, shipped=False)
     key = zoo.cache_key(name, rt, exclude)
     half = _copy(model).to(torch.float16)

@@ -44,6 +44,9 @@ class Recipe:
 
     name: str = ""
     description: str = ""
+    # Modes that use another mode's model: {"fast": "default"} makes fast mode load (and ship) the default
+    # model, so a short fast run stands on a strong model (the shapes models, notebooks 01 and 09-11).
+    mode_aliases: dict = {}
 
     def config(self, rt) -> dict:
         raise NotImplementedError
@@ -101,6 +104,15 @@ def recipe(name: str) -> Recipe:
     return _REGISTRY[name]()
 
 
+def model_runtime(name: str, rt):
+    """``rt`` in the mode whose model ``name`` uses in ``rt.mode`` (see ``Recipe.mode_aliases``)."""
+    mode = recipe(name).mode_aliases.get(rt.mode, rt.mode)
+    if mode == rt.mode:
+        return rt
+    import dataclasses
+    return dataclasses.replace(rt, mode=mode)
+
+
 def _sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -111,7 +123,7 @@ def _sha256_file(path: Path) -> str:
 
 def cache_key(name: str, rt, exclude=None) -> dict:
     """The dict that identifies a cache entry (its sha256 names the entry's folder)."""
-    r = recipe(name)
+    r, rt = recipe(name), model_runtime(name, rt)
     ids = None if exclude is None else sorted(str(i) for i in r.exclude_ids(exclude, rt))
     return {"name": name, "mode": rt.mode, "seed": rt.seed, "data": r.data_hash(rt), "config": r.config(rt),
             "exclude": ids, "format": FORMAT_VERSION}
@@ -123,6 +135,7 @@ def _key_digest(key: dict) -> str:
 
 def entry_path(name: str, rt, exclude=None) -> Path:
     """The folder of the cache entry for (name, rt, exclude)."""
+    rt = model_runtime(name, rt)
     key = cache_key(name, rt, exclude)
     tag = "base" if exclude is None else f"exclude{len(key['exclude'])}"
     return Path(rt.cache_dir) / name / f"{rt.mode}-{tag}-{_key_digest(key)[:16]}"
@@ -199,7 +212,7 @@ def load(name: str, rt, exclude=None, *, rebuild: bool = False, verbose: bool = 
     ``trained``: a model of this very recipe just trained by :func:`train` (notebook 02): where neither a
     cache entry nor a shipped export exists (``full`` mode), it becomes the entry instead of a second training run.
     """
-    r = recipe(name)
+    r, rt = recipe(name), model_runtime(name, rt)
     key = cache_key(name, rt, exclude)
     path = entry_path(name, rt, exclude)
     what = name if exclude is None else f"{name} without {len(key['exclude'])} excluded examples"
@@ -248,7 +261,7 @@ def train(name: str, rt, exclude=None, *, callbacks=()):
     ``zoo_info`` holds its training time and the recipe's metrics."""
     from ..runtime import seed_everything
 
-    r = recipe(name)
+    r, rt = recipe(name), model_runtime(name, rt)
     ids = None if exclude is None else sorted(str(i) for i in r.exclude_ids(exclude, rt))
     seed_everything(rt.seed)
     start = time.perf_counter()

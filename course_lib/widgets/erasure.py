@@ -35,14 +35,16 @@ class ErasurePreset:
     eval_every: int
     samples: int  # images per concept per checkpoint (the same prompts and seeds every time)
     hparams: dict = field(default_factory=dict)  # method -> other hyper-parameters (e.g. batch_size)
+    forget_images: int | None = None  # forget images the methods see (None: all; fast mode's shorter run: fewer)
 
 
 # ESD reads x_t from noised forget images (x_source="data"): about 4x cheaper per step on a CPU than the paper's
 # partial generations, and the same target (notebook 09 measured both).
 _ESD = {"x_source": "data", "lr": 3e-4}
 ERASURE_PRESETS = {
-    "fast": ErasurePreset(("esd", "salun"), {"esd": [1.0, 4.0], "salun": [0.5]}, num_steps=10, eval_every=5,
-                          samples=6, hparams={"esd": _ESD}),
+    # fast: default's shipped model, half the steps at a larger ESD learning rate, on 96 of the forget images
+    "fast": ErasurePreset(("esd", "salun"), {"esd": [1.0, 4.0], "salun": [0.5]}, num_steps=20, eval_every=10,
+                          samples=6, hparams={"esd": {**_ESD, "lr": 1e-3}}, forget_images=96),
     "default": ErasurePreset(("esd", "salun"), {"esd": [1.0, 4.0], "salun": [0.5]}, num_steps=50, eval_every=25,
                              samples=12, hparams={"esd": _ESD}),
     "full": ErasurePreset(("esd", "concept_ablation", "salun"),
@@ -116,7 +118,8 @@ def compute_erasure_sweep(t2i, judge, data, concept: str, *, neighbour: str | No
             rates, imgs = measure(model)
             seen.append(imgs)
             return rates
-        res = unlearn(t2i, split.forget_set, split.retain_set, method=method, seed=seed, progress=False,
+        forget = split.forget_set.sample(preset.forget_images, seed=seed)
+        res = unlearn(t2i, forget, split.retain_set, method=method, seed=seed, progress=False,
                       eval_every=preset.eval_every, eval_fn=eval_fn, num_steps=preset.num_steps,
                       **{STRENGTH[method]: value}, **preset.hparams.get(method, {}))
         recs = [r for r in res.history if "UA" in r]
