@@ -97,18 +97,19 @@ def test_rendering_is_deterministic(data):
         data.render("hexagon", "red")
 
 
-def test_sample_draws_a_seeded_subset_in_order(data):
-    forget = data.split("circle").forget_set
-    a, b = forget.sample(20, seed=1), forget.sample(20, seed=1)
+def test_subset_of_n_is_a_seeded_sample_in_order(data):
+    split = data.split("circle")
+    forget = split.forget_set
+    a, b = split.subset("forget", n=20, seed=1), split.subset("forget", n=20, seed=1)
     assert len(a) == 20 and list(a.indices) == list(b.indices) and list(a.indices) == sorted(a.indices)
     assert set(a.indices) <= set(forget.indices) and a.concept == "circle"
-    assert list(forget.sample(20, seed=2).indices) != list(a.indices)
+    assert list(split.subset("forget", n=20, seed=2).indices) != list(a.indices)
     i = int(np.searchsorted(forget.indices, a.indices[3]))
     assert a.captions[3] == forget.captions[i] and torch.equal(a.images[3], forget.images[i])
     assert int(a.labels["shape"][3]) == int(forget.labels["shape"][i]) and a.ids[3] == forget.ids[i]
-    assert forget.sample(None) is forget and forget.sample(10 ** 6) is forget
+    assert len(split.subset("forget", n=10 ** 6)) == len(forget)
     with pytest.raises(ValueError, match="positive number"):
-        forget.sample(0)
+        split.subset("forget", n=0)
 
 
 def test_fast_mode_shares_default_images():

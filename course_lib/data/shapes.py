@@ -41,9 +41,7 @@ NUM_BLOCKS = 8   # the table is 8 blocks; each block holds every one of the 540 
 TEST_PER_BLOCK = 90  # 1 image in 6 is held out for testing
 # Per mode: how many blocks to use (images = 540 x blocks) and the resolution.
 PRESETS = {
-    # fast: default's images, because fast mode uses default's shipped shapes models (their mode_aliases)
-    # and cuts samples and steps instead; rendering all 2700 takes about 0.8 s
-    "fast": {"blocks": 5, "resolution": 16},
+    "fast": {"blocks": 5, "resolution": 16},     # default's: fast mode uses default's models (mode_aliases)
     "default": {"blocks": 5, "resolution": 16},  # 2700 images (2250 train); about 0.8 s
     "full": {"blocks": 8, "resolution": 32},     # 4320 images at 32x32
 }
@@ -186,14 +184,19 @@ class ImageSplit:
     retain_test: np.ndarray
     data: "ShapesData | None" = field(default=None, repr=False, compare=False)
 
-    def subset(self, which: str) -> "ShapesSubset":
+    def subset(self, which: str, n: int | None = None, seed: int = 0) -> "ShapesSubset":
         """``"forget"``, ``"retain"``, ``"forget_test"`` or ``"retain_test"`` as a :class:`ShapesSubset`
-        (the images themselves): what the image unlearning methods take (notebooks 09, 10)."""
+        (the images themselves) for the image unlearning methods (notebooks 09, 10); ``n``: that many, seeded."""
         if which not in ("forget", "retain", "forget_test", "retain_test"):
             raise ValueError(f"which={which!r}; allowed values: 'forget', 'retain', 'forget_test', 'retain_test'")
         if self.data is None:
             raise ValueError("this ImageSplit has no data attached; make it with shapes.split(concept)")
-        return self.data.subset(getattr(self, which), concept=self.concept if "forget" in which else None)
+        idx = getattr(self, which)
+        if n is not None and (not isinstance(n, int) or n < 1):
+            raise ValueError(f"n={n!r}: give a positive number of images (or None for all {len(idx)})")
+        if n is not None and n < len(idx):
+            idx = idx[np.sort(np.random.default_rng([seed, 9]).choice(len(idx), size=n, replace=False))]
+        return self.data.subset(idx, concept=self.concept if "forget" in which else None)
 
     @property
     def forget_set(self) -> "ShapesSubset":
@@ -234,17 +237,6 @@ class ShapesSubset:
     def __repr__(self) -> str:
         return f"ShapesSubset({len(self)} images" + (f", concept={self.concept!r})" if self.concept else ")")
 
-    def sample(self, n: int | None, seed: int = 0) -> "ShapesSubset":
-        """``n`` of these images drawn at random without replacement (seeded), in their original order;
-        ``None`` or ``n >= len(self)`` keeps them all. Fast mode's shorter runs use it (notebook 09)."""
-        if n is None or n >= len(self):
-            return self
-        if not isinstance(n, int) or n < 1:
-            raise ValueError(f"n={n!r}: give a positive number of images (or None for all {len(self)})")
-        keep = np.sort(np.random.default_rng([seed, 9]).choice(len(self), size=n, replace=False))
-        return ShapesSubset(self.indices[keep], self.images[torch.as_tensor(keep)], [self.captions[i] for i in keep],
-                            {a: [v[i] for i in keep] if isinstance(v, list) else v[torch.as_tensor(keep)]
-                             for a, v in self.labels.items()}, [self.ids[i] for i in keep], self.concept)
 
 
 class ShapesData:

@@ -85,8 +85,7 @@ def unpack(name: str, rt, exclude=None, verbose: bool = True):
     """Load the matching export as float32, write it into the cache as a normal zoo entry, return the model.
 
     Raises :class:`ShippedError` if the export is corrupt; returns None if there is none."""
-    rt = zoo.model_runtime(name, rt)
-    path = find(name, rt, exclude)
+    path = find(name, rt, exclude)  # the zoo's keys and paths follow the recipe's mode_aliases
     if path is None:
         return None
     key = zoo.cache_key(name, rt, exclude)

@@ -58,8 +58,7 @@ class T2IPreset:
 
 
 PRESETS = {
-    # fast: default's model. Fast mode loads (and ships) the default model (mode_aliases), so a short fast run
-    # stands on a model that draws the shapes; the small 300-step model it had before drew blobs (both 0.10).
+    # fast: never trained: fast mode loads default's model (mode_aliases; the old small fast model drew blobs)
     "fast": T2IPreset(),
     # default: 2250 images; 95.5 % of samples judged as the prompted shape and colour (shape 96.5 %, colour 99 %,
     # n=200). 600 steps at 1.4 steps/s = 7 min on 1 busy CPU thread (450 s measured at load 2.5); fewer samples

@@ -118,7 +118,7 @@ def compute_erasure_sweep(t2i, judge, data, concept: str, *, neighbour: str | No
             rates, imgs = measure(model)
             seen.append(imgs)
             return rates
-        forget = split.forget_set.sample(preset.forget_images, seed=seed)
+        forget = split.subset("forget", n=preset.forget_images, seed=seed)
         res = unlearn(t2i, forget, split.retain_set, method=method, seed=seed, progress=False,
                       eval_every=preset.eval_every, eval_fn=eval_fn, num_steps=preset.num_steps,
                       **{STRENGTH[method]: value}, **preset.hparams.get(method, {}))
