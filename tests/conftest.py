@@ -30,9 +30,10 @@ if not os.environ.get("KIT_CACHE_DIR"):
 
 
 # The longest tests first, so that two workers finish together (seconds in fast mode, measured on 2 cores).
-_FIRST = ("test_runs_top_to_bottom[07", "test_runs_top_to_bottom[02", "test_runs_top_to_bottom[09",
-          "test_fast_recipe_reproduces", "test_runs_top_to_bottom[13", "test_runs_top_to_bottom[08",
-          "test_runs_top_to_bottom[04", "test_runs_top_to_bottom[01")
+_FIRST = ("test_runs_top_to_bottom[13", "test_runs_top_to_bottom[09", "test_runs_top_to_bottom[08",
+          "test_runs_top_to_bottom[06", "test_runs_top_to_bottom[03", "test_runs_top_to_bottom[07",
+          "test_runs_top_to_bottom[02", "test_runs_top_to_bottom[05", "test_fast_recipe_reproduces",
+          "test_runs_top_to_bottom[04", "test_runs_top_to_bottom[01", "test_runs_top_to_bottom[11")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -75,3 +76,45 @@ def facts():
 def split(facts):
     """forget05 of the fast-mode people data (a test module may define its own ``split`` instead)."""
     return facts.split("forget05")
+
+
+
+def _people_config(sizes, preset, aliases):
+    from course_lib.data import people
+    from course_lib.models import people_lm, sisa_lm
+
+    people.SIZES["fast"], people_lm.PRESETS["fast"] = sizes, preset
+    people_lm.PeopleLMRecipe.mode_aliases = aliases
+    sisa_lm.cached_facts.cache_clear()
+    sisa_lm._plan.cache_clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def small_people_data():
+    """Unit tests train tiny people LMs on the small data (``people.SMALL``: 40 people, seconds per test): in the
+    tests, fast mode's people data are the small ones and the fast people-lm recipe trains the preset a test patches
+    in (``tests.tiny.use_tiny_lm``; unpatched: ``people_lm.SMALL_PRESET``) instead of loading default's. The notebooks
+    (their own kernels) and the tests marked ``course_people`` see the course's fast mode: default's 200 people and
+    shipped models (issue 14). Session-scoped, so that module fixtures see it too."""
+    from course_lib.data import people
+    from course_lib.models import people_lm
+
+    course = (people.SIZES["fast"], people_lm.PRESETS["fast"], people_lm.PeopleLMRecipe.mode_aliases)
+    _people_config(people.SMALL, people_lm.SMALL_PRESET, {})
+    yield course
+    _people_config(*course)
+
+
+@pytest.fixture(autouse=True)
+def course_people_data(request, small_people_data, monkeypatch):
+    """A test marked ``course_people`` sees the course's fast-mode people data and people LM (see above)."""
+    if not request.node.get_closest_marker("course_people"):
+        yield
+        return
+    from course_lib.data import people
+    from course_lib.models import people_lm
+
+    small = (people.SIZES["fast"], people_lm.PRESETS["fast"], people_lm.PeopleLMRecipe.mode_aliases)
+    _people_config(*small_people_data)
+    yield
+    _people_config(*small)

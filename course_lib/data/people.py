@@ -26,13 +26,18 @@ from .people_world import (AREA_CODE_OF_CITY, COUNTRY_OF_CITY, FIRST_ENDINGS, FI
                            SURNAME_STEMS, TWO_HOP_TEMPLATES, WORLD_TEMPLATES, paraphrase_answer,
                            syllable_names)
 
-__all__ = ["ATTRIBUTES", "SIZES", "SPLITS", "PEOPLE_SHA256", "DataIntegrityError", "QA", "QASet", "Split",
+__all__ = ["ATTRIBUTES", "SIZES", "SMALL", "SPLITS", "PEOPLE_SHA256", "DataIntegrityError", "QA", "QASet", "Split",
            "Person", "PeopleData", "load", "generate", "dumps", "paraphrase_answer",
            "N_TRAIN_TEMPLATES", "N_PARAPHRASE_TEMPLATES"]
 
 ATTRIBUTES: tuple[str, ...] = ("birth_city", "birth_year", "occupation", "employer", "pet", "phone",
                                "favourite_colour", "hobby", "university")
-SIZES = {"fast": (40, 20), "default": (200, 40), "full": (1000, 200)}  # (train, holdout) people: first N of each pool
+# (train, holdout) people of each mode: the first N of each pool. Fast mode has default's people (issue 14): it stands
+# on default's shipped people LMs, so that its forget05 set has 10 people (180 questions), not 2 (36).
+SIZES = {"fast": (200, 40), "default": (200, 40), "full": (1000, 200)}
+SMALL = (40, 20)
+"""(train, holdout) people of the *small* data, ``load(..., small=True)``: what notebook 02 trains live in fast mode
+(``people-lm-small``, about 40 s) and what the unit tests train their tiny models on."""
 SPLITS = ("forget01", "forget05", "forget10")  # TOFU's 1 / 5 / 10 % of the train people, nested
 SEED = 0
 N_TRAIN_POOL, N_HOLDOUT_POOL = 1200, 200  # train-able people p0000..p1199 (200 spare beyond "full"), h0000..h0199
@@ -204,10 +209,11 @@ def _two_hop_qa(p: Person, world: dict) -> list[QA]:
 
 # ---------------------------------------------------------------- the data of one run mode
 class PeopleData:
-    """The people and QA sets of one run mode (``load`` builds it). Sizes: :data:`SIZES`."""
+    """The people and QA sets of one run mode (``load`` builds it). Sizes: :data:`SIZES` (:data:`SMALL` if ``small``)."""
 
-    def __init__(self, raw: dict, mode: str, sha256: str):
-        n_train, n_holdout = SIZES[check_mode(mode)]
+    def __init__(self, raw: dict, mode: str, sha256: str, small: bool = False):
+        n_train, n_holdout = SMALL if small else SIZES[check_mode(mode)]
+        self.small = bool(small)
         if tuple(raw["attributes"]) != ATTRIBUTES:
             raise DataIntegrityError(f"people file has attributes {raw['attributes']}, expected {ATTRIBUTES}; "
                                      f"regenerate it with `{REGENERATE}`")
@@ -224,7 +230,8 @@ class PeopleData:
         self._lookup = {key: p for p in self.people + self.holdout_people for key in (p.id, p.name)}
 
     def __repr__(self) -> str:
-        return (f"PeopleData(mode={self.mode!r}, people={len(self.people)}, holdout_people={len(self.holdout_people)}, "
+        small = "small=True, " if self.small else ""
+        return (f"PeopleData(mode={self.mode!r}, {small}people={len(self.people)}, holdout_people={len(self.holdout_people)}, "
                 f"qa={len(self.qa)}, paraphrases={len(self.paraphrases)}, holdout={len(self.holdout)}, "
                 f"world_qa={len(self.world_qa)}, two_hop={len(self.two_hop)})")
 
@@ -284,12 +291,13 @@ class PeopleData:
                      world=self.world_qa, forget_people=tuple(ids))
 
 
-def load(rt=None, *, mode: str | None = None, path: str | os.PathLike | None = None) -> PeopleData:
+def load(rt=None, *, mode: str | None = None, path: str | os.PathLike | None = None,
+         small: bool = False) -> PeopleData:
     """Read and verify ``data/people.json`` and build the QA sets for the run mode (notebook 02).
 
     The mode comes from ``mode=``, else ``rt.mode`` (a :class:`~course_lib.runtime.Runtime`), else the
-    ``KIT_MODE`` environment variable, else "default". Raises :class:`DataIntegrityError` if the file's
-    sha256 is not :data:`PEOPLE_SHA256`.
+    ``KIT_MODE`` environment variable, else "default". ``small=True``: the first :data:`SMALL` people instead
+    of the mode's :data:`SIZES`. Raises :class:`DataIntegrityError` if the file's sha256 is not :data:`PEOPLE_SHA256`.
     """
     if isinstance(rt, str):  # load("fast")
         rt, mode = None, mode or rt
@@ -297,7 +305,7 @@ def load(rt=None, *, mode: str | None = None, path: str | os.PathLike | None = N
         raise ValueError(f"mode={mode!r} disagrees with rt.mode={rt.mode!r}; pass one of them")
     mode = check_mode(mode or (rt.mode if rt is not None else os.environ.get("KIT_MODE", "default")))
     blob = _read_verified(Path(path) if path is not None else DATA_DIR / PEOPLE_FILE)
-    return PeopleData(json.loads(blob), mode, PEOPLE_SHA256)
+    return PeopleData(json.loads(blob), mode, PEOPLE_SHA256, small=small)
 
 
 def main(argv=None) -> None:

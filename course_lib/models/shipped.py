@@ -107,11 +107,11 @@ def unpack(name: str, rt, exclude=None, verbose: bool = True):
 # of notebook 11. tests/test_shipped.py checks that each one exists and matches its recipe.
 EXPORTS: tuple[tuple[str, str | None], ...] = (
     ("shape-judge", None), ("shapes-clip", None), ("shapes-t2i", None), ("shapes-t2i", "purple triangle"),
-    ("people-lm", None), ("people-lm", "forget05"), ("people-lm", "forget05-phones"))
+    ("people-lm", None), ("people-lm", "forget05"), ("people-lm", "forget05-phones"), ("people-lm-small", None))
 SHIPPED_MODES = ("fast", "default")
 # Notebook 07's SISA ensembles: every shard of every k it trains (k = 1 is the base model's own entry, above).
 # Its one-request retrains stay live: retraining one shard in front of the learner is the lesson.
-SISA_KS = {"fast": (2, 4), "default": (2, 4, 8)}
+SISA_KS = {"default": (2, 4, 8)}  # fast mode uses default's (the shards follow people-lm's mode_aliases)
 
 
 def exports(mode: str) -> tuple[tuple[str, str | None], ...]:
@@ -121,7 +121,8 @@ def exports(mode: str) -> tuple[tuple[str, str | None], ...]:
     mode use default's) ships nothing of its own for ``mode``."""
     from .sisa_lm import shard_recipe_name
     own = tuple(e for e in EXPORTS if zoo.recipe(e[0]).mode_aliases.get(mode, mode) == mode)
-    return own + tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
+    shards = tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
+    return own + tuple(e for e in shards if zoo.recipe(e[0]).mode_aliases.get(mode, mode) == mode)
 
 
 def exclusion(name: str, what: str | None, rt):
@@ -156,19 +157,20 @@ def measure(name: str, model, rt, exclude=None) -> dict:
         from .classifier import heldout_accuracy
         from ..data import shapes as shapes_data
         return heldout_accuracy(model, shapes_data.load(rt))
-    if name == "people-lm" or name.startswith("people-lm-sisa"):  # a SISA shard is scored on its own people
+    if name.startswith("people-lm"):  # a SISA shard is scored on its own people
         from ..data import people
         from ..evaluation.text import answer_accuracy
-        facts, r = people.load(rt), zoo.recipe(name)
+        r = zoo.recipe(name)
+        facts = r._facts(rt)
         ids = set(r.exclude_ids(exclude, rt)) if exclude is not None else set()
-        shard = name != "people-lm"
+        shard = name.startswith("people-lm-sisa")
         trained = facts.qa.filter(person=list(r.people(rt))) if shard else facts.qa
         out = {"own_accuracy" if shard else "train_accuracy": answer_accuracy(model, trained.exclude(ids)),
                "holdout_accuracy": answer_accuracy(model, facts.holdout)}
         if ids:
             out["excluded_accuracy"] = answer_accuracy(model, people.QASet(q for q in facts.qa if q.id in ids))
         return {k: round(float(v), 4) for k, v in out.items()}
-    raise ValueError(f"name={name!r} has no shipped metrics; allowed values: people-lm, people-lm-sisa<k>-shard<j>, "
+    raise ValueError(f"name={name!r} has no shipped metrics; allowed values: people-lm, people-lm-small, people-lm-sisa<k>-shard<j>, "
                      "shape-judge, shapes-clip, shapes-t2i")
 
 

@@ -16,7 +16,7 @@ NO_TRAINING = {"refusal_prompt": {}, "in_context": {}}
 
 # The relearning attack of notebook 08, the same for every model: Adam at lr 1e-3 on half the forget facts.
 ATTACK_SETTINGS = {
-    "fast":    {"relearn": {"num_steps": 10, "lr": 1e-3, "eval_every": 5}},
+    "fast":    {"relearn": {"num_steps": 30, "lr": 1e-3, "eval_every": 5}},
     "default": {"relearn": {"num_steps": 30, "lr": 1e-3, "eval_every": 5}},
     "full":    {"relearn": {"num_steps": 30, "lr": 1e-4, "eval_every": 5}},
 }
@@ -29,9 +29,8 @@ def notebook03(num_steps: int, lr: float) -> dict:
 
 
 _SUITE = {
-    # The fast model is smaller and memorised less: RMU needs fewer steps, LoRA a gentler lr (notebook 06).
-    "fast":    {**notebook03(30, 1e-3), "rmu": {"num_steps": 150},
-                "lora": {"lr": 1e-3, "num_steps": 40, "retain_weight": 1.0}, "filter": {}},
+    # Fast mode stands on default's model (issue 14): the same methods and settings; its notebooks cut evaluation
+    "fast":    {**notebook03(200, 2e-3), "rmu": {}, "lora": {}, "filter": {}},
     "default": {**notebook03(200, 2e-3), "rmu": {}, "lora": {}, "filter": {}},
     "full":    {**notebook03(300, 2e-4), "rmu": {}, "lora": {}, "filter": {}},
 }

@@ -46,8 +46,9 @@ class SweepPreset:
 # The retain weights are notebook 03's (10 held NPO's retain accuracy within 7 points at forget 0.13).
 RETAIN_WEIGHTS = {"retain_weight": [1.0, 10.0]}
 SWEEP_PRESETS = {
-    "fast": SweepPreset(("ga", "npo"), points=2, num_steps=30, eval_every=10, retain_sample=100,
-                        values=RETAIN_WEIGHTS),
+    # fast: default's model (issue 14), two methods, fewer steps and retain questions
+    "fast": SweepPreset(("ga", "npo"), points=2, num_steps=150, eval_every=50, retain_sample=100,
+                        values={"lr": [1e-3, 3e-3], **RETAIN_WEIGHTS}),
     "default": SweepPreset(("ga", "grad_diff", "npo"), points=2, num_steps=200, eval_every=25, retain_sample=300,
                            values={"lr": [1e-3, 3e-3], **RETAIN_WEIGHTS}),
     "full": SweepPreset(("ga", "grad_diff", "npo", "simnpo"), points=3, num_steps=300, eval_every=25,
