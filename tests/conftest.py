@@ -78,7 +78,6 @@ def split(facts):
     return facts.split("forget05")
 
 
-
 def _people_config(sizes, preset, aliases):
     from course_lib.data import people
     from course_lib.models import people_lm, sisa_lm
@@ -106,7 +105,7 @@ def small_people_data():
 
 
 @pytest.fixture(autouse=True)
-def course_people_data(request, small_people_data, monkeypatch):
+def course_people_data(request, small_people_data):
     """A test marked ``course_people`` sees the course's fast-mode people data and people LM (see above)."""
     if not request.node.get_closest_marker("course_people"):
         yield

@@ -2,7 +2,7 @@
 
 The model is a 2-layer, 32-wide GPT-2 trained on 16 fast-mode people only (about 12 s), so that it
 memorises a share of their facts: 4 of them are the forget people, the other 12 the retain people.
-Numbers in the comments were measured with KIT_THREADS=1.
+Numbers in the comments were measured on one 2-core x86 machine (1 thread); the assertions leave margins for other CPUs.
 """
 from __future__ import annotations
 

@@ -157,7 +157,8 @@ class PeopleLMRecipe(zoo.Recipe):
     description = "tiny GPT-2 that memorises the fictitious people's facts (notebook 02)"
     mode_aliases = {"fast": "default"}  # fast mode stands on the shipped default models (issue 14)
 
-    def _facts(self, rt):
+    def facts(self, rt):
+        """The people data this recipe trains on in ``rt``'s mode (notebook 02 compares a live run on them)."""
         from ..data import people
 
         return people.load(rt)
@@ -170,10 +171,10 @@ class PeopleLMRecipe(zoo.Recipe):
         return {"model": "GPT2LMHeadModel", "recipe": "open-book-v3", **asdict(self.preset(rt))}
 
     def data_hash(self, rt) -> str:
-        return self._facts(rt).sha256
+        return self.facts(rt).sha256
 
     def exclude_ids(self, exclude, rt) -> list[str]:
-        facts = self._facts(rt)
+        facts = self.facts(rt)
         if isinstance(exclude, str):
             exclude = [exclude]
         ids = {getattr(x, "id", x) for x in exclude}
@@ -188,7 +189,7 @@ class PeopleLMRecipe(zoo.Recipe):
     def train(self, rt, exclude_ids, callbacks=()):
         from ..evaluation.text import answer_accuracy
 
-        facts = self._facts(rt)
+        facts = self.facts(rt)
         model = train_people_lm(facts, self.preset(rt), exclude_ids or (), device=rt.device, seed=rt.seed,
                                 callbacks=callbacks)
         kept = facts.training_set(exclude_ids or ())
@@ -211,7 +212,7 @@ class PeopleLMSmallRecipe(PeopleLMRecipe):
     description = "the people LM on 40 people, 1000 steps: notebook 02's live run in fast mode (about 40 s)"
     mode_aliases = {"default": "fast", "full": "fast"}
 
-    def _facts(self, rt):
+    def facts(self, rt):
         from ..data import people
 
         return people.load(rt, small=True)

@@ -121,8 +121,7 @@ def exports(mode: str) -> tuple[tuple[str, str | None], ...]:
     mode use default's) ships nothing of its own for ``mode``."""
     from .sisa_lm import shard_recipe_name
     own = tuple(e for e in EXPORTS if zoo.recipe(e[0]).mode_aliases.get(mode, mode) == mode)
-    shards = tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
-    return own + tuple(e for e in shards if zoo.recipe(e[0]).mode_aliases.get(mode, mode) == mode)
+    return own + tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
 
 
 def exclusion(name: str, what: str | None, rt):
@@ -161,7 +160,7 @@ def measure(name: str, model, rt, exclude=None) -> dict:
         from ..data import people
         from ..evaluation.text import answer_accuracy
         r = zoo.recipe(name)
-        facts = r._facts(rt)
+        facts = r.facts(rt)  # the recipe's own people data (people-lm-small: the small data)
         ids = set(r.exclude_ids(exclude, rt)) if exclude is not None else set()
         shard = name.startswith("people-lm-sisa")
         trained = facts.qa.filter(person=list(r.people(rt))) if shard else facts.qa

@@ -87,7 +87,7 @@ class SISAShardRecipe(PeopleLMRecipe):
         self.k, self.j = k, j
         self.name = f"people-lm-sisa{k}-shard{j}"
 
-    def _facts(self, rt):
+    def facts(self, rt):
         return cached_facts(rt.mode)
 
     def people(self, rt) -> tuple[str, ...]:
@@ -103,7 +103,7 @@ class SISAShardRecipe(PeopleLMRecipe):
 
     def exclude_ids(self, exclude, rt) -> list[str]:
         ids = {getattr(x, "id", x) for x in ([exclude] if isinstance(exclude, str) else exclude)}
-        own = set(shard_question_ids(self._facts(rt), self.people(rt)))
+        own = set(shard_question_ids(self.facts(rt), self.people(rt)))
         hit = sorted(ids & own)
         if not hit:
             raise ValueError(f"exclude matches none of the {len(own)} training questions of SISA shard {self.j} "
@@ -113,7 +113,7 @@ class SISAShardRecipe(PeopleLMRecipe):
     def train(self, rt, exclude_ids, callbacks=()):
         from ..evaluation.text import answer_accuracy
 
-        facts, preset = self._facts(rt), self.preset(rt)
+        facts, preset = self.facts(rt), self.preset(rt)
         people, deleted = self.people(rt), list(exclude_ids or ())
         n_examples = len(training_examples(facts, _others(facts, people) + deleted, preset.open_book_fraction))
         cost = {"k": self.k, "shard": self.j, "people": len(people), "train_examples": n_examples,
