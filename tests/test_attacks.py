@@ -214,3 +214,19 @@ def test_the_notebook_exercise_checker_says_what_is_wrong(capsys):
 
     with pytest.raises(AssertionError, match="one scale per row"):
         nb08.check_fake_quantize(per_tensor)
+
+
+def test_excess_interval_is_newcombes_interval_over_each_rows_n():
+    import pandas as pd
+
+    from course_lib.attacks.text import excess_interval
+    from course_lib.evaluation.stats import proportion_difference_interval
+
+    table = pd.DataFrame([{"model": "gold", "attack": "probe", "after": 0.1, "n": 180},
+                          {"model": "ga", "attack": "probe", "after": 0.3, "n": 90}])
+    table.attrs["control"] = "gold"
+    assert excess_interval(table, "ga", "probe") == proportion_difference_interval(0.3, 90, 0.1, 180)
+    lo, hi = excess_interval(table, "gold", "probe")
+    assert lo < 0 < hi and lo == pytest.approx(-hi)
+    with pytest.raises(ValueError, match="not a row"):
+        excess_interval(table, "npo", "probe")

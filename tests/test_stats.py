@@ -93,3 +93,17 @@ def test_proportion_interval_is_wilson_and_never_a_point():
     for bad in (dict(fraction=1.2, n=10), dict(fraction=0.5, n=0), dict(fraction=0.5, n=10, ci=1.0)):
         with pytest.raises(ValueError):
             proportion_interval(**bad)
+
+
+def test_proportion_difference_interval_matches_newcombe_and_is_narrower_than_subtracting_ends():
+    from course_lib.claims import difference
+    from course_lib.evaluation.stats import proportion_difference_interval, proportion_interval
+    # Newcombe (1998), Statistics in Medicine 17:873, table II, method 10: 56/70 - 48/80 and 9/10 - 3/10.
+    assert proportion_difference_interval(56 / 70, 70, 48 / 80, 80) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert proportion_difference_interval(9 / 10, 10, 3 / 10, 10) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+    lo, hi = proportion_difference_interval(0.3, 180, 0.1, 180)
+    c_lo, c_hi = difference(proportion_interval(0.3, 180), proportion_interval(0.1, 180))
+    assert c_lo < lo < 0.2 < hi < c_hi
+    assert proportion_difference_interval(0.0, 20, 0.0, 20)[0] < 0 < proportion_difference_interval(0.0, 20, 0.0, 20)[1]
+    with pytest.raises(ValueError, match="n="):
+        proportion_difference_interval(0.5, 0, 0.5, 10)

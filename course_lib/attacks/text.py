@@ -123,3 +123,18 @@ def only_hidden(table: pd.DataFrame, margin: float = 0.15, exclude=GIVES_THE_FAC
     hits = rows[(rows["excess"] >= margin) & (rows["gain"] >= margin)]
     models = [m for m in dict.fromkeys(table["model"]) if m != table.attrs.get("control")]
     return pd.Series({m: list(hits.loc[hits["model"] == m, "attack"]) for m in models}, name="recovered by")
+
+
+def excess_interval(table: pd.DataFrame, model: str, attack: str, ci: float = 0.95) -> tuple[float, float]:
+    """The ``ci`` interval of one row's ``excess`` (its ``after`` minus the control model's, both fractions of
+    ``n`` forget facts): Newcombe's interval of a difference of proportions, what notebooks 08 and 11 compare
+    with their thresholds so that no claim rests on a question or two."""
+    from ..evaluation.stats import proportion_difference_interval
+
+    rows = table.set_index(["model", "attack"])
+    control = table.attrs.get("control")
+    for key in ((model, attack), (control, attack)):
+        if key not in rows.index:
+            raise ValueError(f"(model, attack)={key!r} is not a row of the attack table; rows: {list(rows.index)}")
+    row, ctrl = rows.loc[(model, attack)], rows.loc[(control, attack)]
+    return proportion_difference_interval(float(row["after"]), int(row["n"]), float(ctrl["after"]), int(ctrl["n"]), ci)

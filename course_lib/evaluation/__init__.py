@@ -13,7 +13,8 @@ Submodules not imported here load on first use (``cl.evaluation.side_effects``).
 import importlib as _importlib
 
 from . import classic, stats, text, objectives
-from .stats import bootstrap_mean, forget_quality, mia_auc, min_k_percent, privacy_leak, proportion_interval, rouge_l_recall, truth_ratio
+from .stats import (bootstrap_mean, forget_quality, mia_auc, min_k_percent, privacy_leak, proportion_difference_interval,
+                    proportion_interval, rouge_l_recall, truth_ratio)
 from .text import answer_accuracy, answer_loss, correct
 from .objectives import accuracy_objective, generalizability, locality, objectives as three_objectives
 from . import mia, extraction, fluency, muse
@@ -22,7 +23,7 @@ from .extraction import exact_memorization, extraction_strength
 from .fluency import degenerate_fraction, is_degenerate, perplexity
 from .scorecard import ModelScores, score_model, scorecard, scorecards, spread_over_seeds, with_ci
 
-__all__ = ["classic", "stats", "text", "bootstrap_mean", "proportion_interval", "forget_quality", "mia_auc", "min_k_percent", "privacy_leak",
+__all__ = ["classic", "stats", "text", "bootstrap_mean", "proportion_interval", "proportion_difference_interval", "forget_quality", "mia_auc", "min_k_percent", "privacy_leak",
            "rouge_l_recall", "truth_ratio", "objectives", "answer_accuracy", "answer_loss", "correct", "accuracy_objective",
            "locality", "generalizability", "three_objectives",
            "mia", "extraction", "fluency", "muse", "mia_aucs", "token_stats", "exact_memorization", "extraction_strength",

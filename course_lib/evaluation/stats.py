@@ -129,3 +129,18 @@ def proportion_interval(fraction: float, n: int, ci: float = 0.95) -> tuple[floa
     centre = (fraction + z * z / (2 * n)) / (1 + z * z / n)
     half = z / (1 + z * z / n) * math.sqrt(fraction * (1 - fraction) / n + z * z / (4 * n * n))
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def proportion_difference_interval(fraction_a: float, n_a: int, fraction_b: float, n_b: int,
+                                   ci: float = 0.95) -> tuple[float, float]:
+    """Newcombe's hybrid score ``ci`` interval of ``fraction_a - fraction_b`` (Newcombe 1998, method 10):
+    two proportions over ``n_a`` and ``n_b`` trials (e.g. an attacked model's and the gold model's recovered
+    fraction, notebook 08). Built from the two Wilson intervals, so it keeps their behaviour at 0 and 1, and is
+    narrower than subtracting the ends of the two intervals (``cl.claims.difference``), which covers far more
+    than ``ci``."""
+    lo_a, hi_a = proportion_interval(fraction_a, n_a, ci)
+    lo_b, hi_b = proportion_interval(fraction_b, n_b, ci)
+    d = fraction_a - fraction_b
+    low = d - math.sqrt((fraction_a - lo_a) ** 2 + (hi_b - fraction_b) ** 2)
+    high = d + math.sqrt((hi_a - fraction_a) ** 2 + (fraction_b - lo_b) ** 2)
+    return max(-1.0, low), min(1.0, high)
