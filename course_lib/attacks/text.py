@@ -127,8 +127,8 @@ def only_hidden(table: pd.DataFrame, margin: float = 0.15, exclude=GIVES_THE_FAC
 
 def excess_interval(table: pd.DataFrame, model: str, attack: str, ci: float = 0.95) -> tuple[float, float]:
     """The ``ci`` interval of one row's ``excess`` (its ``after`` minus the control model's, both fractions of
-    ``n`` forget facts): Newcombe's interval of a difference of proportions, what notebooks 08 and 11 compare
-    with their thresholds so that no claim rests on a question or two."""
+    ``n`` forget facts): Newcombe's interval of a difference of proportions, what notebook 08 compares with its
+    thresholds so that no claim rests on a question or two. It treats the two rows as independent samples."""
     from ..evaluation.stats import proportion_difference_interval
 
     rows = table.set_index(["model", "attack"])
