@@ -34,6 +34,22 @@ def test_encode_qa_labels_only_the_answer(facts):
         assert enc["input_ids"][i, :len(prompt)].tolist() == prompt
 
 
+def test_remembered_token_ids_equal_a_fresh_tokenization(facts, monkeypatch):
+    from course_lib.models import lm
+
+    tm = new_model(facts, TINY_LM)
+    texts = [tm.prompt(q) for q in facts.qa.questions[:20]] + [" " + a for a in facts.qa.answers[:20]]
+    fresh = tm.tokenizer(texts, add_special_tokens=False)["input_ids"]
+    assert lm.token_ids(tm.tokenizer, texts) == fresh  # first call: tokenized
+    assert lm.token_ids(tm.tokenizer, texts[::-1]) == fresh[::-1]  # second: remembered, in the caller's order
+    monkeypatch.setattr(lm, "_IDS_CACHE_MAX", 5)  # a full memory is emptied, not grown
+    assert lm.token_ids(tm.tokenizer, ["Question: who?", texts[0]]) == [
+        tm.tokenizer("Question: who?", add_special_tokens=False)["input_ids"], fresh[0]]
+    assert len(lm._ids_caches[tm.tokenizer]) <= 5 + 2
+    other = new_model(facts, TINY_LM)  # another tokenizer has a memory of its own
+    assert lm.token_ids(other.tokenizer, texts[:2]) == other.tokenizer(texts[:2], add_special_tokens=False)["input_ids"]
+
+
 def test_answer_logprobs_match_a_direct_computation(trained, facts):
     qa = facts.qa[:5]
     batched = trained.answer_logprobs(qa.questions, qa.answers)

@@ -29,10 +29,10 @@ def test_the_kit_ships_every_model_the_notebooks_stand_on(monkeypatch, tmp_path)
     missing = []
     for mode in shipped.SHIPPED_MODES:
         monkeypatch.setenv("KIT_CACHE_DIR", str(tmp_path))
-        rt = cl.setup(mode=mode, verbose=False)
-        for name, what in shipped.exports(mode):
+        for name, what, offset in shipped.exports(mode):
+            rt = cl.setup(mode=mode, seed=offset, verbose=False)
             if shipped.find(name, rt, shipped.exclusion(name, what, rt)) is None:
-                missing.append(f"{name} ({mode}, exclude={what})")
+                missing.append(f"{name} ({mode}, exclude={what}, seed={offset})")
     assert not missing, ("not shipped: " + ", ".join(missing) +
                          "; export them with `python -m course_lib.models.shipped all --mode fast` (and default)")
     assert sum(f.stat().st_size for f in shipped.SHIPPED_DIR.rglob("*") if f.is_file()) <= 60 * 2 ** 20
@@ -192,8 +192,8 @@ def test_fast_mode_loads_the_default_models(rt):
     weaker ones; only notebook 02's live run has a fast model of its own (people-lm-small, on the small data)."""
     assert rt.mode == "fast"
     defaults = ("shape-judge", "shapes-clip", "shapes-t2i", "people-lm", "people-lm-sisa4-shard0")
-    assert not any(name in defaults or name.startswith("people-lm-sisa") for name, _ in shipped.exports("fast"))
-    assert shipped.exports("fast") == (("people-lm-small", None),)
+    assert not any(name in defaults or name.startswith("people-lm-sisa") for name, _, _ in shipped.exports("fast"))
+    assert shipped.exports("fast") == (("people-lm-small", None, 0),)
     assert cl.data.people.load(rt).people == cl.data.people.load(mode="default").people
     assert len(cl.data.people.load(rt, small=True).people) == cl.data.people.SMALL[0] < len(cl.data.people.load(rt).people)
     for name in defaults:

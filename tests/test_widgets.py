@@ -22,13 +22,21 @@ PRESET = S.SweepPreset(("ga", "npo"), points=2, num_steps=4, eval_every=2, retai
 
 
 @pytest.fixture(scope="module")
-def text(tmp_path_factory):
-    """The fast-mode people LM from the session's model cache (the notebooks reuse it; about 40 s cold), so
-    that forgetting and collapse are visible; a tiny model stands in for the gold one (only its numbers are read)."""
-    session = cl.setup(mode="fast", verbose=False)
-    lm = cl.zoo.load("people-lm", session, verbose=False)
-    rt = dataclasses.replace(session, cache_dir=tmp_path_factory.mktemp("cache"))  # sweeps: a cache of their own
-    facts = cl.data.people.load(rt)
+def text(tmp_path_factory, small_people_data):
+    """The course's fast-mode people LM (notebook 05's: the shipped weights, unpacked in seconds), so that
+    forgetting and collapse are visible; a tiny model stands in for the gold one (only its numbers are read).
+    A module fixture is built before the function-scoped ``course_people`` switch, so it switches itself."""
+    from tests.conftest import _people_config
+
+    small = (cl.data.people.SIZES["fast"], people_lm.PRESETS["fast"], people_lm.PeopleLMRecipe.mode_aliases)
+    _people_config(*small_people_data)
+    try:
+        session = cl.setup(mode="fast", verbose=False)
+        lm = cl.zoo.load("people-lm", session, verbose=False)
+        rt = dataclasses.replace(session, cache_dir=tmp_path_factory.mktemp("cache"))  # sweeps: a cache of their own
+        facts = cl.data.people.load(rt)
+    finally:
+        _people_config(*small)
     split = facts.split("forget10")
     gold = people_lm.train_people_lm(facts, TINY_LM, device="cpu", seed=1, progress=False)
     return rt, split, lm, gold

@@ -253,7 +253,8 @@ def run_request(request: Request, base, rt, *, gold=None, seed: int = 0, n_boot:
     if gold is None:
         gold = zoo.load("people-lm", rt, exclude=split.forget)
     gold_seconds = zoo.info("people-lm", rt, exclude=split.forget).get("train_seconds", np.nan)
-    res = unlearn(base, split.forget, split.retain, method=request.method, seed=seed, progress=False, **request.hparams)
+    res = unlearn(base, split.forget, split.retain, method=request.method, seed=seed, progress=False,
+                  cache=True, rt=rt, **request.hparams)  # the table's own model, when the request repeats one
     attacks = lens.attacks
     settings = {a: s for a, s in rt.preset(ATTACK_SETTINGS).items() if a in attacks}
     models = {"gold": gold, request.method: res.model}

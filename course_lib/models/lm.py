@@ -10,6 +10,8 @@ answer tokens only (as TOFU fine-tunes its models).
 """
 from __future__ import annotations
 
+import inspect
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -20,6 +22,25 @@ from .wrapper import ModelWithTokenizer
 EOS = "<|endoftext|>"
 PROMPT = "Question: {q}\nAnswer:"
 IGNORE = -100
+_IDS_CACHE_MAX = 50_000  # strings remembered per tokenizer (the course's QA universe is a few thousand)
+_ids_caches: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def token_ids(tok, texts: Sequence[str]) -> list[list[int]]:
+    """``tok(texts, add_special_tokens=False)["input_ids"]``, remembering each string's ids per tokenizer.
+
+    Training and evaluation encode the same questions and answers at every step; the ids of a string never
+    change for one tokenizer, so the result is identical to tokenizing again (tests/test_lm.py), only faster."""
+    cache = _ids_caches.get(tok)
+    if cache is None:
+        cache = _ids_caches[tok] = {}
+    missing = list(dict.fromkeys(t for t in texts if t not in cache))
+    if missing and len(cache) + len(missing) > _IDS_CACHE_MAX:  # full: start again, with this call's strings
+        cache.clear()
+        missing = list(dict.fromkeys(texts))
+    if missing:
+        cache.update(zip(missing, tok(missing, add_special_tokens=False)["input_ids"]))
+    return [cache[t] for t in texts]
 
 
 
@@ -92,18 +113,15 @@ class TextModel(ModelWithTokenizer):
             raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
         tok = self.tokenizer
         ctx = self._contexts(contexts, len(questions))
-        p_ids = tok([self.prompt(q, c) for q, c in zip(questions, ctx)], add_special_tokens=False)["input_ids"]
-        a_ids = tok([" " + a + (EOS if with_eos else "") for a in answers], add_special_tokens=False)["input_ids"]
+        p_ids = token_ids(tok, [self.prompt(q, c) for q, c in zip(questions, ctx)])
+        a_ids = token_ids(tok, [" " + a + (EOS if with_eos else "") for a in answers])
         seqs = [p + a for p, a in zip(p_ids, a_ids)]
         width = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), width), tok.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        labels = torch.full((len(seqs), width), IGNORE, dtype=torch.long)
-        for i, (p, a) in enumerate(zip(p_ids, a_ids)):
-            n = len(p) + len(a)
-            ids[i, :n] = torch.tensor(p + a)
-            mask[i, :n] = 1
-            labels[i, len(p):n] = torch.tensor(a)
+        pad = tok.pad_token_id
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs], dtype=torch.long)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs], dtype=torch.long)
+        labels = torch.tensor([[IGNORE] * len(p) + a + [IGNORE] * (width - len(p) - len(a))
+                               for p, a in zip(p_ids, a_ids)], dtype=torch.long)
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     # -- the two helpers --------------------------------------------------------------------------
@@ -147,10 +165,11 @@ class TextModel(ModelWithTokenizer):
             past, cur, cur_pos = None, ids, pos
             done = torch.zeros(len(ids), dtype=torch.bool, device=self.device)
             new = []
+            name = cache_kwarg(self.model)
             for _ in range(max_new_tokens):
-                out = self.model(input_ids=cur, attention_mask=mask, position_ids=cur_pos,
-                                 past_key_values=past, use_cache=True)
-                past = out.past_key_values
+                out = self.model(input_ids=cur, attention_mask=mask, position_ids=cur_pos, use_cache=True,
+                                 **{name: past})
+                past = getattr(out, name)
                 nxt = out.logits[:, -1].argmax(-1)
                 nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
                 new.append(nxt)
@@ -168,14 +187,26 @@ class TextModel(ModelWithTokenizer):
         return answers
 
 
+def cache_kwarg(net) -> str:
+    """The name under which ``net.forward`` takes and returns its key/value cache: ``cache`` in transformers
+    releases that renamed it (they warn on ``past_key_values``), else ``past_key_values``. A PEFT wrapper passes
+    its keyword arguments on to the model it wraps, so that model's signature decides."""
+    inner = net.get_base_model() if hasattr(net, "get_base_model") else net
+    name = _CACHE_KWARG.get(type(inner))
+    if name is None:
+        params = inspect.signature(inner.forward).parameters
+        name = _CACHE_KWARG[type(inner)] = "cache" if "cache" in params else "past_key_values"
+    return name
+
+
+_CACHE_KWARG: dict = {}
+
+
 def left_padded_prompts(tok, questions: Sequence[str], contexts: Sequence[str], device="cpu"):
     """``(ids, mask)``: the prompts of ``questions`` (each after its context), tokenized and left-padded to one
     width, so that every row's next token is generated at the same position (greedy answering, notebooks 02, 07)."""
-    prompts = [tok(TextModel.prompt(q, c), add_special_tokens=False)["input_ids"] for q, c in zip(questions, contexts)]
+    prompts = token_ids(tok, [TextModel.prompt(q, c) for q, c in zip(questions, contexts)])
     width = max(len(p) for p in prompts)
-    ids = torch.full((len(prompts), width), tok.pad_token_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, p in enumerate(prompts):
-        ids[i, width - len(p):] = torch.tensor(p)
-        mask[i, width - len(p):] = 1
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
     return ids.to(device), mask.to(device)

@@ -101,27 +101,31 @@ def unpack(name: str, rt, exclude=None, verbose: bool = True):
     return model
 
 
-# Every export the kit ships, per mode: (zoo name, what it excludes). An exclusion names how the notebooks
-# build it: "forget05" is ``facts.split("forget05").forget`` (notebooks 02-13 load its gold model),
-# "forget05-phones" the phone numbers of those people (notebook 11), "purple triangle" the shapes concept
-# of notebook 11. tests/test_shipped.py checks that each one exists and matches its recipe.
-EXPORTS: tuple[tuple[str, str | None], ...] = (
-    ("shape-judge", None), ("shapes-clip", None), ("shapes-t2i", None), ("shapes-t2i", "purple triangle"),
-    ("people-lm", None), ("people-lm", "forget05"), ("people-lm", "forget05-phones"), ("people-lm-small", None))
+# Every export the kit ships, per mode: (zoo name, what it excludes, seed offset). An exclusion names how the
+# notebooks build it: "forget05" is ``facts.split("forget05").forget`` (notebooks 02-13 load its gold model),
+# "forget05-phones" the phone numbers of those people (notebook 11), "circle" and "purple triangle" the shapes
+# concepts of notebooks 01 and 11. The seed offset is added to the runtime's seed (notebook 01 compares two
+# retrained judges, seeds 0 and 100). tests/test_shipped.py checks that each one exists and matches its recipe.
+EXPORTS: tuple[tuple[str, str | None, int], ...] = (
+    ("shape-judge", None, 0), ("shape-judge", "circle", 0), ("shape-judge", "circle", 100),
+    ("shapes-clip", None, 0), ("shapes-t2i", None, 0), ("shapes-t2i", "purple triangle", 0),
+    ("people-lm", None, 0), ("people-lm", "forget05", 0), ("people-lm", "forget05-phones", 0),
+    ("people-lm-small", None, 0))
 SHIPPED_MODES = ("fast", "default")
 # Notebook 07's SISA ensembles: every shard of every k it trains (k = 1 is the base model's own entry, above).
 # Its one-request retrains stay live: retraining one shard in front of the learner is the lesson.
 SISA_KS = {"default": (2, 4, 8)}  # fast mode uses default's (the shards follow people-lm's mode_aliases)
 
 
-def exports(mode: str) -> tuple[tuple[str, str | None], ...]:
-    """Every export the kit ships for ``mode``: :data:`EXPORTS` and the SISA shards of :data:`SISA_KS`.
+def exports(mode: str) -> tuple[tuple[str, str | None, int], ...]:
+    """Every export the kit ships for ``mode``, as (name, exclusion, seed offset): :data:`EXPORTS` and the SISA
+    shards of :data:`SISA_KS`.
 
     A recipe that uses another mode's model in ``mode`` (``Recipe.mode_aliases``: the shapes models in fast
     mode use default's) ships nothing of its own for ``mode``."""
     from .sisa_lm import shard_recipe_name
     own = tuple(e for e in EXPORTS if zoo.recipe(e[0]).mode_aliases.get(mode, mode) == mode)
-    return own + tuple((shard_recipe_name(k, j), None) for k in SISA_KS.get(mode, ()) for j in range(k))
+    return own + tuple((shard_recipe_name(k, j), None, 0) for k in SISA_KS.get(mode, ()) for j in range(k))
 
 
 def exclusion(name: str, what: str | None, rt):
@@ -209,8 +213,8 @@ def export_all(modes=SHIPPED_MODES, seed: int = 0, force: bool = False) -> list[
 
     paths = []
     for mode in modes:
-        rt = setup(mode=mode, seed=seed, verbose=False)
-        for name, what in exports(mode):
+        for name, what, offset in exports(mode):
+            rt = setup(mode=mode, seed=seed + offset, verbose=False)
             exclude = exclusion(name, what, rt)
             found = find(name, rt, exclude)
             if found is not None and not force:
@@ -225,12 +229,12 @@ def export_all(modes=SHIPPED_MODES, seed: int = 0, force: bool = False) -> list[
 def main(argv=None) -> None:
     from ..runtime import setup
 
-    names = sorted({n for mode in SHIPPED_MODES for n, _ in exports(mode)})
+    names = sorted({n for mode in SHIPPED_MODES for n, _, _ in exports(mode)})
     ap = argparse.ArgumentParser(description="Export a trained zoo model into data/zoo/ (float16).")
     ap.add_argument("name", choices=names + ["all"], help="a zoo name, or 'all' for every entry of EXPORTS")
     ap.add_argument("--mode", default="default", choices=["fast", "default", "full"])
     ap.add_argument("--exclude", default=None,
-                    help="what the model is trained without, as in EXPORTS (e.g. forget05, forget05-phones)")
+                    help="what the model is trained without, as in EXPORTS (e.g. forget05, forget05-phones, circle)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--force", action="store_true", help="with 'all': replace exports that already match")
     args = ap.parse_args(argv)

@@ -213,7 +213,8 @@ def resolve(method: str) -> MethodInfo:
 
 
 def unlearn(model, forget, retain=None, method: str = "grad_diff", *, rt=None, seed: int = 0, progress: bool = True,
-            callbacks=(), eval_every: int = 0, eval_fn: Callable | None = None, **hparams) -> UnlearnResult:
+            callbacks=(), eval_every: int = 0, eval_fn: Callable | None = None, cache: bool = False,
+            **hparams) -> UnlearnResult:
     """Unlearn ``forget`` from a copy of ``model`` with ``method`` (a key of ``cl.METHODS``).
 
     ``retain``: what must be kept (retain-aware methods use it; others ignore it). ``hparams``: the
@@ -221,6 +222,8 @@ def unlearn(model, forget, retain=None, method: str = "grad_diff", *, rt=None, s
     ``eval_every``/``eval_fn``: call ``eval_fn(model)`` (a dict of numbers) every that many steps and
     add it to the history (notebook 03's curves). ``rt``: the Runtime, for methods that train from
     scratch (``retrain``, ``sisa``). The base model is never modified.
+    ``cache=True`` (needs ``rt``): keep the trained text model in ``rt.cache_dir`` and load it when the same
+    request comes again, e.g. from the next notebook (:mod:`course_lib.unlearning.result_cache`, notebooks 08-13).
     """
     info = resolve(method)
     unknown = sorted(set(hparams) - set(info.hparams))
@@ -235,6 +238,18 @@ def unlearn(model, forget, retain=None, method: str = "grad_diff", *, rt=None, s
     if kind not in info.modalities:
         raise TypeError(f"{method} unlearns {info.modality} models but got a {kind} model ({type(model).__name__}); "
                         f"methods for it: {', '.join(sorted(n for n, m in METHODS.items() if kind in m.modalities))}")
+    key = None
+    if cache:
+        if rt is None:
+            raise ValueError("cache=True needs rt= (the Runtime whose cache_dir keeps the result)")
+        from . import result_cache
+        if not callbacks and eval_fn is None:
+            key = result_cache.cache_key(model, forget, retain, method, values, seed)
+        if key is not None:
+            hit = result_cache.load(rt, key)
+            if hit is not None:
+                hit.model.to(model.device)
+                return hit
     ctx = Context(base=model, rt=rt, seed=seed, progress=progress, callbacks=tuple(callbacks), eval_every=eval_every,
                   eval_fn=eval_fn)
     work = model.clone()
@@ -242,7 +257,10 @@ def unlearn(model, forget, retain=None, method: str = "grad_diff", *, rt=None, s
     out = info.fn(work, forget, retain, ctx, **values)
     if not isinstance(out, Outcome):
         out = Outcome(out)
-    return UnlearnResult(out.model, method, values, out.history, time.perf_counter() - start, out.extras)
+    result = UnlearnResult(out.model, method, values, out.history, time.perf_counter() - start, out.extras)
+    if key is not None:
+        result_cache.save(rt, key, result)
+    return result
 
 
 _IMPORTED = False

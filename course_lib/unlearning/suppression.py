@@ -23,7 +23,7 @@ from typing import Sequence
 
 from ..data.people_world import QUESTION_TEMPLATES
 from ..evaluation.text import normalize
-from ..models.lm import PROMPT, TextModel
+from ..models.lm import PROMPT, TextModel, token_ids
 from .registry import HParam, Outcome, register
 
 CONFIG_FILE = "suppression.json"
@@ -113,7 +113,7 @@ class Suppressed:
         return ""
 
     def _n_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(token_ids(self.tokenizer, [text])[0])  # remembered per string (models/lm.py)
 
     def window(self) -> int:
         cfg = getattr(self.model, "config", None)
