@@ -5,6 +5,7 @@ reused by the next; a bare `pytest` gets a fresh temporary cache for the session
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -105,16 +106,26 @@ def small_people_data():
     _people_config(*course)
 
 
+@contextlib.contextmanager
+def course_people_config(course):
+    """Within: the course's fast-mode people data and people LM (``course``: what ``small_people_data`` yields);
+    after: the unit tests' small ones again. For module fixtures, which are built before ``course_people_data``."""
+    from course_lib.data import people
+    from course_lib.models import people_lm
+
+    small = (people.SIZES["fast"], people_lm.PRESETS["fast"], people_lm.PeopleLMRecipe.mode_aliases)
+    _people_config(*course)
+    try:
+        yield
+    finally:
+        _people_config(*small)
+
+
 @pytest.fixture(autouse=True)
 def course_people_data(request, small_people_data):
     """A test marked ``course_people`` sees the course's fast-mode people data and people LM (see above)."""
     if not request.node.get_closest_marker("course_people"):
         yield
         return
-    from course_lib.data import people
-    from course_lib.models import people_lm
-
-    small = (people.SIZES["fast"], people_lm.PRESETS["fast"], people_lm.PeopleLMRecipe.mode_aliases)
-    _people_config(*small_people_data)
-    yield
-    _people_config(*small)
+    with course_people_config(small_people_data):
+        yield

@@ -70,12 +70,16 @@ def test_a_corrupt_entry_is_reported_and_retrained(lm, split, rt, capsys):
 
 
 def test_what_is_not_cached_and_bad_input(lm, split, rt):
-    guarded = cl.unlearn(lm, split.forget, split.retain, method="filter", cache=True, rt=rt)
+    guarded = cl.unlearn(lm, split.forget, split.retain, method="filter", cache=True, rt=rt).model
     again = cl.unlearn(lm, split.forget, split.retain, method="filter", cache=True, rt=rt)
-    assert not getattr(again, "from_cache", False) and type(again.model) is type(guarded.model)  # a wrapper: no entry
+    assert not getattr(again, "from_cache", False) and type(again.model) is type(guarded)  # a wrapper: no entry
+    cl.unlearn(lm, split.forget, split.retain, method="ga", num_steps=2, seed=0, progress=False, cache=True, rt=rt)
     seen = []
-    cl.unlearn(lm, split.forget, split.retain, method="ga", num_steps=2, seed=0, progress=False, cache=True, rt=rt,
-               eval_every=1, eval_fn=lambda m: seen.append(1) or {})
-    assert seen  # an eval_fn always runs: its output is part of the run
+    res = cl.unlearn(lm, split.forget, split.retain, method="ga", num_steps=2, seed=0, progress=False, cache=True,
+                     rt=rt, eval_every=1, eval_fn=lambda m: seen.append(1) or {})
+    assert seen and not getattr(res, "from_cache", False)  # an eval_fn always runs, though the entry exists
+    wrapped = cl.unlearn(guarded, split.forget, split.retain, method="ga", num_steps=2, seed=0, progress=False,
+                         cache=True, rt=rt)
+    assert not getattr(wrapped, "from_cache", False)  # a wrapped base is never answered from a plain model's entry
     with pytest.raises(ValueError, match="cache=True needs rt="):
         cl.unlearn(lm, split.forget, split.retain, method="ga", num_steps=2, cache=True)

@@ -26,17 +26,13 @@ def text(tmp_path_factory, small_people_data):
     """The course's fast-mode people LM (notebook 05's: the shipped weights, unpacked in seconds), so that
     forgetting and collapse are visible; a tiny model stands in for the gold one (only its numbers are read).
     A module fixture is built before the function-scoped ``course_people`` switch, so it switches itself."""
-    from tests.conftest import _people_config
+    from tests.conftest import course_people_config
 
-    small = (cl.data.people.SIZES["fast"], people_lm.PRESETS["fast"], people_lm.PeopleLMRecipe.mode_aliases)
-    _people_config(*small_people_data)
-    try:
+    with course_people_config(small_people_data):
         session = cl.setup(mode="fast", verbose=False)
         lm = cl.zoo.load("people-lm", session, verbose=False)
         rt = dataclasses.replace(session, cache_dir=tmp_path_factory.mktemp("cache"))  # sweeps: a cache of their own
         facts = cl.data.people.load(rt)
-    finally:
-        _people_config(*small)
     split = facts.split("forget10")
     gold = people_lm.train_people_lm(facts, TINY_LM, device="cpu", seed=1, progress=False)
     return rt, split, lm, gold

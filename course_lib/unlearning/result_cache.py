@@ -9,7 +9,7 @@ to any of them trains anew. Training is seeded and bit-identical on one CPU, so 
 rerun would give on that machine. Entries are written atomically (safetensors, sha256-checked, like the model
 zoo's); a corrupt or mismatched entry is reported and trained again, never used.
 
-Only results that can be stored faithfully are cached: a text model of the base's own class (the trained
+Only results that can be stored faithfully are cached: a plain text model from a plain one (the trained
 methods: GA, GradDiff, NPO, RMU, merged LoRA, ...), with no ``eval_fn`` or ``callbacks`` (their output is part
 of the run), and extras that are numbers, strings, lists or tensors. Anything else runs as usual.
 """
@@ -49,22 +49,25 @@ def weights_digest(model) -> str:
     return h.hexdigest()
 
 
-def _ids(items) -> list[str] | None:
-    ids = getattr(items, "ids", None)
+def _sorted_ids(items) -> list[str] | None:
+    from .registry import _ids  # the ids check_sets compares
+
+    ids = _ids(items)
     return None if ids is None else sorted(str(i) for i in ids)
 
 
 def cache_key(model, forget, retain, method: str, hparams: dict, seed: int) -> dict | None:
-    """The dict that names a cached result, or None where the request cannot be cached (no example ids)."""
+    """The dict that names a cached result, or None where the request cannot be cached: a base model that is not
+    a plain :class:`TextModel` (a wrapper stores more than weights), or sets without example ids."""
     from ..models.lm import TextModel
 
-    if not isinstance(model, TextModel):
+    if type(model) is not TextModel:
         return None
-    f_ids, r_ids = _ids(forget), (_ids(retain) if retain is not None else [])
+    f_ids, r_ids = _sorted_ids(forget), (_sorted_ids(retain) if retain is not None else [])
     if f_ids is None or r_ids is None:
         return None
     return {"method": method, "hparams": {k: hparams[k] for k in sorted(hparams)}, "seed": int(seed),
-            "base_weights": weights_digest(model), "model_class": type(model).__name__,
+            "base_weights": weights_digest(model),
             "forget": hashlib.sha256("\n".join(f_ids).encode()).hexdigest(),
             "retain": hashlib.sha256("\n".join(r_ids).encode()).hexdigest(),
             "code": _code_digest(), "torch": torch.__version__}
@@ -124,7 +127,9 @@ def save(rt, key: dict, result) -> bool:
     from safetensors.torch import save_file
 
     parts = _split_extras(result.extras)
-    if parts is None or type(result.model).__name__ != key["model_class"]:
+    from ..models.lm import TextModel
+
+    if parts is None or type(result.model) is not TextModel:  # a wrapper (filter, prompt): not only weights
         return False
     plain, tensors = parts
     try:
